@@ -1,0 +1,296 @@
+package keys
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	jose3 "github.com/go-jose/go-jose/v3"
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/latchhq/latch/secret"
+	"github.com/latchhq/latch/storage"
+)
+
+// Store is what the manager needs from the database.
+type Store interface {
+	ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error)
+	InsertSigningKey(ctx context.Context, k *storage.SigningKey) error
+	RetireSigningKeys(ctx context.Context, activatedBefore, retiresAt time.Time) error
+}
+
+// Supported signing algorithms.
+const (
+	ES256 = "ES256"
+	RS256 = "RS256"
+)
+
+// key is a signing key parsed once; signing never touches the database.
+type key struct {
+	kid       string
+	alg       string
+	priv      crypto.Signer
+	public    jose.JSONWebKey
+	fosite    *jose3.JSONWebKey
+	activates time.Time
+	retires   *time.Time
+}
+
+// Manager keeps the signing keys in memory and reloads them from the
+// database, so every instance signs with and publishes the same set.
+type Manager struct {
+	store  Store
+	sealer *Sealer
+	now    func() time.Time
+	log    *slog.Logger
+
+	mu   sync.RWMutex
+	keys []*key // by activation time, oldest first
+}
+
+// NewManager builds a manager; call Ensure before use.
+func NewManager(store Store, sealer *Sealer, now func() time.Time, log *slog.Logger) *Manager {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Manager{store: store, sealer: sealer, now: now, log: log}
+}
+
+// Ensure loads the keys and, when no key of alg can sign now, creates one.
+func (m *Manager) Ensure(ctx context.Context, algs ...string) error {
+	if err := m.Reload(ctx); err != nil {
+		return err
+	}
+	if len(algs) == 0 {
+		algs = []string{ES256}
+	}
+	created := false
+	for _, alg := range algs {
+		if _, err := m.current(alg); err == nil {
+			continue
+		}
+		if _, err := m.create(ctx, alg, m.now()); err != nil {
+			return err
+		}
+		created = true
+	}
+	if created {
+		return m.Reload(ctx)
+	}
+	return nil
+}
+
+// Reload reads the key set from the database. Keys already parsed are kept,
+// so a reload costs one query and no crypto.
+func (m *Manager) Reload(ctx context.Context) error {
+	rows, err := m.store.ListSigningKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("load signing keys: %w", err)
+	}
+	m.mu.RLock()
+	known := make(map[string]*key, len(m.keys))
+	for _, k := range m.keys {
+		known[k.kid] = k
+	}
+	m.mu.RUnlock()
+
+	next := make([]*key, 0, len(rows))
+	for i := range rows {
+		r := &rows[i]
+		if k, ok := known[r.KID]; ok {
+			k2 := *k
+			k2.retires = r.RetiresAt
+			next = append(next, &k2)
+			continue
+		}
+		k, err := m.open(r)
+		if err != nil {
+			return err
+		}
+		next = append(next, k)
+	}
+	sort.SliceStable(next, func(i, j int) bool { return next[i].activates.Before(next[j].activates) })
+	m.mu.Lock()
+	m.keys = next
+	m.mu.Unlock()
+	return nil
+}
+
+// Run reloads the key set every interval until ctx ends, so a key rotated
+// through another instance is published and used here too.
+func (m *Manager) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := m.Reload(ctx); err != nil && ctx.Err() == nil {
+				m.log.Warn("reload signing keys", "err", err)
+			}
+		}
+	}
+}
+
+// Rotate adds a key of alg that is published at once and signs from
+// now+prePublish, and retires the older keys of that alg once every token
+// they signed has expired (retireAfter after the new key takes over).
+func (m *Manager) Rotate(ctx context.Context, alg string, prePublish, retireAfter time.Duration) (string, error) {
+	now := m.now()
+	activates := now.Add(prePublish)
+	kid, err := m.create(ctx, alg, activates)
+	if err != nil {
+		return "", err
+	}
+	if err := m.store.RetireSigningKeys(ctx, activates, activates.Add(retireAfter)); err != nil {
+		return "", fmt.Errorf("retire old signing keys: %w", err)
+	}
+	return kid, m.Reload(ctx)
+}
+
+func (m *Manager) create(ctx context.Context, alg string, activates time.Time) (string, error) {
+	var (
+		priv crypto.Signer
+		err  error
+	)
+	switch alg {
+	case ES256:
+		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case RS256:
+		priv, err = rsa.GenerateKey(rand.Reader, 2048)
+	default:
+		return "", fmt.Errorf("unsupported signing algorithm %q", alg)
+	}
+	if err != nil {
+		return "", fmt.Errorf("generate %s key: %w", alg, err)
+	}
+	kid := secret.Random(12)
+	pub, err := json.Marshal(jose.JSONWebKey{Key: priv.Public(), KeyID: kid, Algorithm: alg, Use: "sig"})
+	if err != nil {
+		return "", err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return "", err
+	}
+	row := &storage.SigningKey{
+		KID: kid, Alg: alg, PublicJWK: string(pub),
+		PrivateSealed: m.sealer.Seal(der, []byte(kid)),
+		ActivatesAt:   activates.UTC(),
+	}
+	if err := m.store.InsertSigningKey(ctx, row); err != nil {
+		return "", fmt.Errorf("store signing key: %w", err)
+	}
+	m.log.Info("signing key created", "kid", kid, "alg", alg, "activates_at", activates.UTC())
+	return kid, nil
+}
+
+func (m *Manager) open(r *storage.SigningKey) (*key, error) {
+	der, err := m.sealer.Open(r.PrivateSealed, []byte(r.KID))
+	if err != nil {
+		return nil, fmt.Errorf("signing key %s: %w (is LATCH_MASTER_KEY the one the keys were made with?)", r.KID, err)
+	}
+	p, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("signing key %s: %w", r.KID, err)
+	}
+	priv, ok := p.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("signing key %s: unsupported key type %T", r.KID, p)
+	}
+	return &key{
+		kid: r.KID, alg: r.Alg, priv: priv, activates: r.ActivatesAt, retires: r.RetiresAt,
+		public: jose.JSONWebKey{Key: priv.Public(), KeyID: r.KID, Algorithm: r.Alg, Use: "sig"},
+		// fosite's signer takes go-jose v3 keys; this is the one place we
+		// build them.
+		fosite: &jose3.JSONWebKey{Key: priv, KeyID: r.KID, Algorithm: r.Alg, Use: "sig"},
+	}, nil
+}
+
+// ErrNoKey means no key of the wanted algorithm can sign now.
+var ErrNoKey = errors.New("no active signing key")
+
+// current is the newest key of alg whose activation time has come.
+func (m *Manager) current(alg string) (*key, error) {
+	now := m.now()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for i := len(m.keys) - 1; i >= 0; i-- {
+		k := m.keys[i]
+		if k.alg == alg && !k.activates.After(now) && (k.retires == nil || k.retires.After(now)) {
+			return k, nil
+		}
+	}
+	return nil, fmt.Errorf("%w for %s", ErrNoKey, alg)
+}
+
+// byKID finds a published key.
+func (m *Manager) byKID(kid string) (*key, bool) {
+	now := m.now()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for _, k := range m.keys {
+		if k.kid == kid && (k.retires == nil || k.retires.After(now)) {
+			return k, true
+		}
+	}
+	return nil, false
+}
+
+// JWKS is the public key set: every key not yet retired, including ones
+// published ahead of signing, so rotation never breaks verification.
+func (m *Manager) JWKS() jose.JSONWebKeySet {
+	now := m.now()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	set := jose.JSONWebKeySet{Keys: make([]jose.JSONWebKey, 0, len(m.keys))}
+	for i := len(m.keys) - 1; i >= 0; i-- {
+		k := m.keys[i]
+		if k.retires == nil || k.retires.After(now) {
+			set.Keys = append(set.Keys, k.public)
+		}
+	}
+	return set
+}
+
+// KeyInfo describes a key for listing.
+type KeyInfo struct {
+	KID         string     `json:"kid"`
+	Alg         string     `json:"alg"`
+	ActivatesAt time.Time  `json:"activates_at"`
+	RetiresAt   *time.Time `json:"retires_at,omitempty"`
+	Current     bool       `json:"current"`
+}
+
+// List describes the loaded keys, newest first.
+func (m *Manager) List() []KeyInfo {
+	cur := map[string]bool{}
+	for _, alg := range []string{ES256, RS256} {
+		if k, err := m.current(alg); err == nil {
+			cur[k.kid] = true
+		}
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]KeyInfo, 0, len(m.keys))
+	for i := len(m.keys) - 1; i >= 0; i-- {
+		k := m.keys[i]
+		out = append(out, KeyInfo{KID: k.kid, Alg: k.alg, ActivatesAt: k.activates, RetiresAt: k.retires, Current: cur[k.kid]})
+	}
+	return out
+}

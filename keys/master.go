@@ -1,0 +1,126 @@
+// Package keys owns Latch's key material: the master key and what is derived
+// from it, AES-256-GCM sealing of secrets at rest, and the token-signing keys
+// with their rotation, JWKS and fosite signer.
+package keys
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+)
+
+// MasterKey is the 32-byte root of every derived secret and the key that
+// seals private keys at rest.
+type MasterKey [32]byte
+
+// ParseMasterKey decodes base64 (std or url, padded or not) of 32 bytes.
+func ParseMasterKey(s string) (MasterKey, error) {
+	var k MasterKey
+	s = strings.TrimSpace(s)
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			if len(b) != len(k) {
+				return k, fmt.Errorf("master key must be 32 bytes, got %d", len(b))
+			}
+			copy(k[:], b)
+			return k, nil
+		}
+	}
+	return k, errors.New("master key is not valid base64")
+}
+
+// LoadMasterKey returns the configured key, else the one in path, else
+// generates one into path (mode 0600) and reports generated=true.
+func LoadMasterKey(configured, path string) (k MasterKey, generated bool, err error) {
+	if configured != "" {
+		k, err = ParseMasterKey(configured)
+		return k, false, err
+	}
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		k, err = ParseMasterKey(string(b))
+		if err != nil {
+			return k, false, fmt.Errorf("%s: %w", path, err)
+		}
+		return k, false, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return k, false, fmt.Errorf("read master key: %w", err)
+	}
+	if _, err := rand.Read(k[:]); err != nil {
+		return k, false, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return k, false, fmt.Errorf("create master key file: %w", err)
+	}
+	if _, err := f.WriteString(base64.StdEncoding.EncodeToString(k[:]) + "\n"); err != nil {
+		f.Close()
+		return k, false, fmt.Errorf("write master key file: %w", err)
+	}
+	return k, true, f.Close()
+}
+
+// Derive returns a 32-byte key for one purpose (HKDF-SHA256), so one master
+// key can key the secret hasher, the token HMAC and the sealer independently.
+func (k MasterKey) Derive(purpose string) []byte {
+	out, err := hkdf.Key(sha256.New, k[:], nil, "latch/"+purpose, 32)
+	if err != nil {
+		panic("keys: hkdf: " + err.Error()) // only fails for absurd lengths
+	}
+	return out
+}
+
+// Sealer encrypts small secrets with AES-256-GCM.
+type Sealer struct{ aead cipher.AEAD }
+
+// NewSealer makes a sealer under a key derived from the master key.
+func NewSealer(k MasterKey) *Sealer {
+	block, err := aes.NewCipher(k.Derive("seal"))
+	if err != nil {
+		panic("keys: aes: " + err.Error())
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		panic("keys: gcm: " + err.Error())
+	}
+	return &Sealer{aead: aead}
+}
+
+const sealPrefix = "v1."
+
+// Seal encrypts plaintext bound to aad (e.g. the key id, so a sealed value
+// cannot be moved to another row).
+func (s *Sealer) Seal(plaintext, aad []byte) string {
+	nonce := make([]byte, s.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		panic("keys: crypto/rand failed: " + err.Error())
+	}
+	ct := s.aead.Seal(nonce, nonce, plaintext, aad)
+	return sealPrefix + base64.RawStdEncoding.EncodeToString(ct)
+}
+
+// Open decrypts a value made by Seal with the same aad.
+func (s *Sealer) Open(sealed string, aad []byte) ([]byte, error) {
+	if !strings.HasPrefix(sealed, sealPrefix) {
+		return nil, errors.New("sealed value has an unknown format")
+	}
+	b, err := base64.RawStdEncoding.DecodeString(strings.TrimPrefix(sealed, sealPrefix))
+	if err != nil || len(b) < s.aead.NonceSize() {
+		return nil, errors.New("sealed value is malformed")
+	}
+	n := s.aead.NonceSize()
+	pt, err := s.aead.Open(nil, b[:n], b[n:], aad)
+	if err != nil {
+		return nil, errors.New("sealed value does not open with this master key")
+	}
+	return pt, nil
+}

@@ -1,0 +1,215 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v3"
+	"github.com/ory/fosite"
+	"gorm.io/gorm"
+)
+
+// Client is a registered OAuth client. Field names follow RFC 7591; the
+// secret is only ever held as a keyed hash.
+type Client struct {
+	ID                        string    `gorm:"column:id;primaryKey" json:"client_id"`
+	SecretHash                string    `gorm:"column:secret_hash" json:"-"`
+	Public                    bool      `gorm:"column:public" json:"-"`
+	Name                      string    `gorm:"column:client_name" json:"client_name"`
+	RedirectURIs              []string  `gorm:"column:redirect_uris;serializer:json" json:"redirect_uris"`
+	GrantTypes                []string  `gorm:"column:grant_types;serializer:json" json:"grant_types"`
+	ResponseTypes             []string  `gorm:"column:response_types;serializer:json" json:"response_types"`
+	Scope                     string    `gorm:"column:scope" json:"scope"`
+	Audience                  []string  `gorm:"column:audience;serializer:json" json:"audience,omitempty"`
+	TokenEndpointAuthMethod   string    `gorm:"column:token_endpoint_auth_method" json:"token_endpoint_auth_method"`
+	JWKS                      string    `gorm:"column:jwks" json:"-"`
+	JWKSURI                   string    `gorm:"column:jwks_uri" json:"jwks_uri,omitempty"`
+	LogoURI                   string    `gorm:"column:logo_uri" json:"logo_uri,omitempty"`
+	ClientURI                 string    `gorm:"column:client_uri" json:"client_uri,omitempty"`
+	PolicyURI                 string    `gorm:"column:policy_uri" json:"policy_uri,omitempty"`
+	TOSURI                    string    `gorm:"column:tos_uri" json:"tos_uri,omitempty"`
+	Contacts                  []string  `gorm:"column:contacts;serializer:json" json:"contacts,omitempty"`
+	Owner                     string    `gorm:"column:owner" json:"owner,omitempty"`
+	IDTokenSignedResponseAlg  string    `gorm:"column:id_token_signed_response_alg" json:"id_token_signed_response_alg,omitempty"`
+	DPoPBoundAccessTokens     bool      `gorm:"column:dpop_bound_access_tokens" json:"dpop_bound_access_tokens,omitempty"`
+	RequirePushedAuthRequests bool      `gorm:"column:require_pushed_authorization_requests" json:"require_pushed_authorization_requests,omitempty"`
+	CreatedAt                 time.Time `gorm:"column:created_at" json:"created_at"`
+	UpdatedAt                 time.Time `gorm:"column:updated_at" json:"updated_at"`
+
+	// jwks is JWKS parsed once on load: fosite wants go-jose v3 types here.
+	jwks *jose.JSONWebKeySet `gorm:"-"`
+}
+
+func (Client) TableName() string { return "clients" }
+
+var (
+	_ fosite.Client              = (*Client)(nil)
+	_ fosite.OpenIDConnectClient = (*Client)(nil)
+)
+
+func (c *Client) GetID() string                   { return c.ID }
+func (c *Client) GetHashedSecret() []byte         { return []byte(c.SecretHash) }
+func (c *Client) GetRedirectURIs() []string       { return c.RedirectURIs }
+func (c *Client) GetGrantTypes() fosite.Arguments { return c.GrantTypes }
+func (c *Client) GetResponseTypes() fosite.Arguments {
+	return c.ResponseTypes
+}
+func (c *Client) GetScopes() fosite.Arguments         { return fosite.RemoveEmpty(splitScope(c.Scope)) }
+func (c *Client) IsPublic() bool                      { return c.Public }
+func (c *Client) GetAudience() fosite.Arguments       { return c.Audience }
+func (c *Client) GetRequestURIs() []string            { return nil }
+func (c *Client) GetJSONWebKeys() *jose.JSONWebKeySet { return c.jwks }
+func (c *Client) GetJSONWebKeysURI() string           { return c.JWKSURI }
+func (c *Client) GetRequestObjectSigningAlgorithm() string {
+	return ""
+}
+func (c *Client) GetTokenEndpointAuthMethod() string { return c.TokenEndpointAuthMethod }
+
+// GetTokenEndpointAuthSigningAlgorithm is empty so fosite accepts any
+// asymmetric algorithm the client's keys allow for private_key_jwt.
+func (c *Client) GetTokenEndpointAuthSigningAlgorithm() string { return "" }
+
+// AfterFind parses the stored JWKS once per load.
+func (c *Client) AfterFind(*gorm.DB) error { return c.parseJWKS() }
+
+func (c *Client) parseJWKS() error {
+	c.jwks = nil
+	if c.JWKS == "" {
+		return nil
+	}
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal([]byte(c.JWKS), &set); err != nil {
+		return fmt.Errorf("client %s: stored jwks: %w", c.ID, err)
+	}
+	c.jwks = &set
+	return nil
+}
+
+// GetClient loads a client; fosite.ErrNotFound when it does not exist.
+func (s *Store) GetClient(ctx context.Context, id string) (fosite.Client, error) {
+	c, err := s.Client(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Client loads a client as our own type.
+func (s *Store) Client(ctx context.Context, id string) (*Client, error) {
+	var c Client
+	if err := s.conn(ctx).Where("id = ?", id).Take(&c).Error; err != nil {
+		return nil, translate(err)
+	}
+	return &c, nil
+}
+
+// CreateClient inserts a client; a duplicate id is a conflict.
+func (s *Store) CreateClient(ctx context.Context, c *Client) error {
+	now := s.now()
+	c.CreatedAt, c.UpdatedAt = now, now
+	if err := c.parseJWKS(); err != nil {
+		return err
+	}
+	return translate(s.conn(ctx).Create(c).Error)
+}
+
+// UpdateClient replaces a client's stored metadata.
+func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
+	c.UpdatedAt = s.now()
+	if err := c.parseJWKS(); err != nil {
+		return err
+	}
+	res := s.conn(ctx).Select("*").Omit("created_at").Where("id = ?", c.ID).Updates(c)
+	if res.Error != nil {
+		return translate(res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("client %s: %w", c.ID, fosite.ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteClient removes a client and every token, session and authorization
+// issued to it, in one transaction.
+func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	return s.InTx(ctx, func(ctx context.Context) error {
+		db := s.conn(ctx)
+		res := db.Where("id = ?", id).Delete(&Client{})
+		if res.Error != nil {
+			return translate(res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return fmt.Errorf("client %s: %w", id, fosite.ErrNotFound)
+		}
+		for _, q := range []struct {
+			table string
+			where string
+		}{
+			{"oauth2_tokens", "client_id = ?"},
+			{"auth_sessions", "client_id = ?"},
+			{"authorizations", "client_id = ?"},
+		} {
+			if err := db.Table(q.table).Where(q.where, id).Delete(nil).Error; err != nil {
+				return translate(err)
+			}
+		}
+		return nil
+	})
+}
+
+// ListClients returns up to limit clients ordered by id after the cursor
+// (an id), optionally only those of one owner.
+func (s *Store) ListClients(ctx context.Context, owner, after string, limit int) ([]Client, error) {
+	q := s.conn(ctx).Order("id").Limit(limit)
+	if owner != "" {
+		q = q.Where("owner = ?", owner)
+	}
+	if after != "" {
+		q = q.Where("id > ?", after)
+	}
+	var out []Client
+	if err := q.Find(&out).Error; err != nil {
+		return nil, translate(err)
+	}
+	return out, nil
+}
+
+// SetClientSecretHash replaces a client's secret hash (rotation).
+func (s *Store) SetClientSecretHash(ctx context.Context, id, hash string) error {
+	res := s.conn(ctx).Model(&Client{}).Where("id = ?", id).
+		Updates(map[string]any{"secret_hash": hash, "updated_at": s.now()})
+	if res.Error != nil {
+		return translate(res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("client %s: %w", id, fosite.ErrNotFound)
+	}
+	return nil
+}
+
+// ClientAssertionJWTValid fails with fosite.ErrJTIKnown for a jti already
+// seen and not yet expired.
+func (s *Store) ClientAssertionJWTValid(ctx context.Context, jti string) error {
+	var n int64
+	err := s.conn(ctx).Table("seen_jtis").
+		Where("jti_hash = ? AND expires_at > ?", hashKey("client-assertion", jti), s.now()).Count(&n).Error
+	if err != nil {
+		return translate(err)
+	}
+	if n > 0 {
+		return fosite.ErrJTIKnown
+	}
+	return nil
+}
+
+// SetClientAssertionJWT records a jti until exp; a concurrent duplicate loses.
+func (s *Store) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
+	err := s.MarkJTI(ctx, "client-assertion", jti, exp)
+	if errors.Is(err, ErrReplay) {
+		return fosite.ErrJTIKnown
+	}
+	return err
+}

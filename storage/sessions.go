@@ -1,0 +1,256 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ory/fosite"
+	"gorm.io/gorm/clause"
+)
+
+// Auth session states. A session moves pending → approved|denied → completed,
+// each step by one conditional update, so it changes state exactly once.
+const (
+	AuthPending   = "pending"
+	AuthApproved  = "approved"
+	AuthDenied    = "denied"
+	AuthCompleted = "completed"
+)
+
+var (
+	// ErrExpired reports a session past its lifetime.
+	ErrExpired = errors.New("storage: expired")
+	// ErrStateConflict reports a session no longer in the state required.
+	ErrStateConflict = errors.New("storage: state conflict")
+)
+
+// AuthSession is one authorization request waiting for, or carrying, the
+// host app's decision.
+type AuthSession struct {
+	ID               string         `gorm:"column:id;primaryKey"`
+	ClientID         string         `gorm:"column:client_id"`
+	RequestForm      string         `gorm:"column:request_form"`
+	RequestedScopes  []string       `gorm:"column:requested_scopes;serializer:json"`
+	BrowserHash      string         `gorm:"column:browser_hash"`
+	LoginSubject     string         `gorm:"column:login_subject"`
+	State            string         `gorm:"column:state"`
+	Subject          string         `gorm:"column:subject"`
+	GrantedScopes    []string       `gorm:"column:granted_scopes;serializer:json"`
+	Claims           map[string]any `gorm:"column:claims;serializer:json"`
+	Remember         bool           `gorm:"column:remember"`
+	AuthTime         *time.Time     `gorm:"column:auth_time"`
+	ACR              string         `gorm:"column:acr"`
+	ErrorDescription string         `gorm:"column:error_description"`
+	CreatedAt        time.Time      `gorm:"column:created_at"`
+	ExpiresAt        time.Time      `gorm:"column:expires_at"`
+	DecidedAt        *time.Time     `gorm:"column:decided_at"`
+}
+
+func (AuthSession) TableName() string { return "auth_sessions" }
+
+// CreateAuthSession stores a new pending session.
+func (s *Store) CreateAuthSession(ctx context.Context, a *AuthSession) error {
+	a.State = AuthPending
+	a.CreatedAt = s.now()
+	return translate(s.conn(ctx).Create(a).Error)
+}
+
+// AuthSession loads a session; ErrNotFound or ErrExpired (with the row).
+func (s *Store) AuthSession(ctx context.Context, id string) (*AuthSession, error) {
+	var a AuthSession
+	if err := s.conn(ctx).Where("id = ?", id).Take(&a).Error; err != nil {
+		return nil, translate(err)
+	}
+	if !a.ExpiresAt.After(s.now()) {
+		return &a, ErrExpired
+	}
+	return &a, nil
+}
+
+// Decision is the host app's answer for a pending session.
+type Decision struct {
+	Approve          bool
+	Subject          string
+	GrantedScopes    []string
+	Claims           map[string]any
+	Remember         bool
+	AuthTime         time.Time
+	ACR              string
+	ErrorDescription string
+}
+
+// DecideAuthSession moves a pending, unexpired session to approved or denied.
+// Exactly one of any number of concurrent callers succeeds; the others get
+// ErrStateConflict (or ErrExpired / ErrNotFound).
+func (s *Store) DecideAuthSession(ctx context.Context, id string, d Decision) (*AuthSession, error) {
+	now := s.now()
+	fields := map[string]any{"decided_at": now, "error_description": d.ErrorDescription}
+	if d.Approve {
+		fields["state"] = AuthApproved
+		fields["subject"] = d.Subject
+		fields["granted_scopes"] = jsonText(d.GrantedScopes)
+		fields["claims"] = jsonText(d.Claims)
+		fields["remember"] = d.Remember
+		fields["auth_time"] = d.AuthTime.UTC()
+		fields["acr"] = d.ACR
+	} else {
+		fields["state"] = AuthDenied
+	}
+	res := s.conn(ctx).Model(&AuthSession{}).
+		Where("id = ? AND state = ? AND expires_at > ?", id, AuthPending, now).
+		Updates(fields)
+	if res.Error != nil {
+		return nil, translate(res.Error)
+	}
+	a, err := s.AuthSession(ctx, id)
+	if res.RowsAffected == 0 {
+		if err != nil {
+			return a, err
+		}
+		return a, fmt.Errorf("%w: session is %s", ErrStateConflict, a.State)
+	}
+	if err != nil && !errors.Is(err, ErrExpired) {
+		return nil, err
+	}
+	return a, nil
+}
+
+// CompleteAuthSession marks a decided session completed for the browser that
+// started it and returns it as decided. Only the first caller wins; a browser
+// without the binding, a pending or expired session never completes.
+func (s *Store) CompleteAuthSession(ctx context.Context, id, browserHash string) (*AuthSession, error) {
+	a, err := s.AuthSession(ctx, id)
+	if err != nil {
+		return a, err
+	}
+	if a.BrowserHash != browserHash {
+		return nil, fmt.Errorf("%w: session belongs to another browser", ErrStateConflict)
+	}
+	if a.State != AuthApproved && a.State != AuthDenied {
+		return a, fmt.Errorf("%w: session is %s", ErrStateConflict, a.State)
+	}
+	res := s.conn(ctx).Model(&AuthSession{}).
+		Where("id = ? AND state = ? AND browser_hash = ?", id, a.State, browserHash).
+		Update("state", AuthCompleted)
+	if res.Error != nil {
+		return nil, translate(res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return a, fmt.Errorf("%w: session already completed", ErrStateConflict)
+	}
+	return a, nil
+}
+
+// LoginSession remembers who a browser is, so later requests skip login.
+type LoginSession struct {
+	IDHash    string    `gorm:"column:id_hash;primaryKey"`
+	Subject   string    `gorm:"column:subject"`
+	AuthTime  time.Time `gorm:"column:auth_time"`
+	ACR       string    `gorm:"column:acr"`
+	CreatedAt time.Time `gorm:"column:created_at"`
+	ExpiresAt time.Time `gorm:"column:expires_at"`
+}
+
+func (LoginSession) TableName() string { return "login_sessions" }
+
+// CreateLoginSession stores a login session under the hash of its cookie.
+func (s *Store) CreateLoginSession(ctx context.Context, l *LoginSession) error {
+	l.CreatedAt = s.now()
+	return translate(s.conn(ctx).Create(l).Error)
+}
+
+// LoginSession loads an unexpired login session by cookie hash.
+func (s *Store) LoginSession(ctx context.Context, idHash string) (*LoginSession, error) {
+	var l LoginSession
+	err := s.conn(ctx).Where("id_hash = ? AND expires_at > ?", idHash, s.now()).Take(&l).Error
+	if err != nil {
+		return nil, translate(err)
+	}
+	return &l, nil
+}
+
+// DeleteLoginSession ends a login session.
+func (s *Store) DeleteLoginSession(ctx context.Context, idHash string) error {
+	return translate(s.conn(ctx).Where("id_hash = ?", idHash).Delete(&LoginSession{}).Error)
+}
+
+// Authorization is a remembered consent: a user let a client have scopes.
+type Authorization struct {
+	Subject   string    `gorm:"column:subject;primaryKey" json:"user"`
+	ClientID  string    `gorm:"column:client_id;primaryKey" json:"client_id"`
+	Scopes    []string  `gorm:"column:scopes;serializer:json" json:"scopes"`
+	CreatedAt time.Time `gorm:"column:created_at" json:"created_at"`
+	UpdatedAt time.Time `gorm:"column:updated_at" json:"updated_at"`
+}
+
+func (Authorization) TableName() string { return "authorizations" }
+
+// RememberAuthorization adds scopes to a user's authorization of a client.
+func (s *Store) RememberAuthorization(ctx context.Context, subject, clientID string, scopes []string) error {
+	return s.InTx(ctx, func(ctx context.Context) error {
+		existing, err := s.Authorization(ctx, subject, clientID)
+		if err != nil && !errors.Is(err, fosite.ErrNotFound) {
+			return err
+		}
+		now := s.now()
+		a := Authorization{Subject: subject, ClientID: clientID, Scopes: scopes, CreatedAt: now, UpdatedAt: now}
+		if existing != nil {
+			a.CreatedAt = existing.CreatedAt
+			a.Scopes = union(existing.Scopes, scopes)
+		}
+		return translate(s.conn(ctx).Clauses(clause.OnConflict{
+			Columns:   []clause.Column{{Name: "subject"}, {Name: "client_id"}},
+			DoUpdates: clause.AssignmentColumns([]string{"scopes", "updated_at"}),
+		}).Create(&a).Error)
+	})
+}
+
+// Authorization loads one remembered authorization.
+func (s *Store) Authorization(ctx context.Context, subject, clientID string) (*Authorization, error) {
+	var a Authorization
+	if err := s.conn(ctx).Where("subject = ? AND client_id = ?", subject, clientID).Take(&a).Error; err != nil {
+		return nil, translate(err)
+	}
+	return &a, nil
+}
+
+// ListAuthorizations returns a user's remembered authorizations.
+func (s *Store) ListAuthorizations(ctx context.Context, subject string) ([]Authorization, error) {
+	var out []Authorization
+	if err := s.conn(ctx).Where("subject = ?", subject).Order("client_id").Find(&out).Error; err != nil {
+		return nil, translate(err)
+	}
+	return out, nil
+}
+
+// DeleteAuthorization forgets a user's authorization of a client and revokes
+// every token that user holds for it, in one transaction.
+func (s *Store) DeleteAuthorization(ctx context.Context, subject, clientID string) error {
+	return s.InTx(ctx, func(ctx context.Context) error {
+		res := s.conn(ctx).Where("subject = ? AND client_id = ?", subject, clientID).Delete(&Authorization{})
+		if res.Error != nil {
+			return translate(res.Error)
+		}
+		if err := s.RevokeUserClientTokens(ctx, subject, clientID); err != nil {
+			return err
+		}
+		if res.RowsAffected == 0 {
+			return fmt.Errorf("authorization %s/%s: %w", subject, clientID, fosite.ErrNotFound)
+		}
+		return nil
+	})
+}
+
+func union(a, b []string) []string {
+	seen := map[string]bool{}
+	out := make([]string, 0, len(a)+len(b))
+	for _, v := range append(append([]string{}, a...), b...) {
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
+}

@@ -1,0 +1,248 @@
+// Package storage persists everything Latch knows — clients, grants, auth and
+// login sessions, keys — in SQLite or PostgreSQL through GORM, and satisfies
+// the fosite storage interfaces with the replay-detection contracts fosite
+// relies on (spent codes and refresh tokens are kept, inactive, not deleted).
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/ory/fosite"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/latchhq/latch/migrations"
+)
+
+// Options tune the connection pool; zero values pick defaults per backend.
+type Options struct {
+	MaxOpenConns    int
+	MaxIdleConns    int
+	ConnMaxLifetime time.Duration
+	// Now is the clock used for expiry decisions; nil means time.Now.
+	Now func() time.Time
+}
+
+// Store is the one storage implementation; the dialect only changes how the
+// connection is opened and which migration set applies.
+type Store struct {
+	db      *gorm.DB
+	dialect migrations.Dialect
+	now     func() time.Time
+}
+
+// Open connects to dsn ("sqlite://PATH" or "postgres://..."). It does not
+// migrate: callers decide with Migrate or CheckSchema.
+func Open(dsn string, opts Options) (*Store, error) {
+	var (
+		dialector gorm.Dialector
+		dialect   migrations.Dialect
+	)
+	switch {
+	case strings.HasPrefix(dsn, "sqlite://"):
+		path := strings.TrimPrefix(dsn, "sqlite://")
+		if path == "" {
+			return nil, errors.New("storage: sqlite DSN has no path")
+		}
+		dialector = sqlite.Open(sqliteDSN(path))
+		dialect = migrations.SQLite
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		dialector = postgres.New(postgres.Config{DSN: dsn})
+		dialect = migrations.Postgres
+	default:
+		return nil, errors.New("storage: DSN must start with sqlite:// or postgres://")
+	}
+	db, err := gorm.Open(dialector, &gorm.Config{
+		Logger:                 logger.Discard,
+		SkipDefaultTransaction: true,
+		PrepareStmt:            dialect == migrations.Postgres,
+		NowFunc:                func() time.Time { return time.Now().UTC() },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", dialect, err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	applyPool(sqlDB, dialect, opts)
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{db: db, dialect: dialect, now: func() time.Time { return now().UTC() }}, nil
+}
+
+// sqliteDSN turns a file path into a connection string: WAL lets readers run
+// beside the one writer, busy_timeout makes writers queue instead of failing
+// with "database is locked", and _txlock=immediate takes the write lock at
+// BEGIN so a read-then-write transaction never deadlocks on lock upgrade.
+func sqliteDSN(path string) string {
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_txlock", "immediate")
+	return "file:" + path + "?" + q.Encode()
+}
+
+func applyPool(db *sql.DB, d migrations.Dialect, o Options) {
+	open, idle := o.MaxOpenConns, o.MaxIdleConns
+	if open == 0 {
+		open = 16
+		if d == migrations.SQLite {
+			// SQLite has one writer; more connections only add lock waits.
+			open = 4
+		}
+	}
+	if idle == 0 {
+		idle = open
+	}
+	db.SetMaxOpenConns(open)
+	db.SetMaxIdleConns(idle)
+	if o.ConnMaxLifetime > 0 {
+		db.SetConnMaxLifetime(o.ConnMaxLifetime)
+	}
+}
+
+// Dialect says which backend this store runs on.
+func (s *Store) Dialect() migrations.Dialect { return s.dialect }
+
+// Migrate applies pending migrations (under an advisory lock on PostgreSQL).
+func (s *Store) Migrate(ctx context.Context) (int64, error) {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return 0, err
+	}
+	return migrations.Up(ctx, sqlDB, s.dialect)
+}
+
+// CheckSchema fails with migrations.ErrBehind when migrations are pending.
+func (s *Store) CheckSchema(ctx context.Context) error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return migrations.Check(ctx, sqlDB, s.dialect)
+}
+
+// Ping reports whether the database answers (readiness).
+func (s *Store) Ping(ctx context.Context) error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.PingContext(ctx)
+}
+
+// Close releases the connection pool.
+func (s *Store) Close() error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+// DB exposes the GORM handle for tests and tools that count statements.
+func (s *Store) DB() *gorm.DB { return s.db }
+
+type txKey struct{}
+
+// conn returns the transaction carried by ctx, or the pool.
+func (s *Store) conn(ctx context.Context) *gorm.DB {
+	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
+		return tx
+	}
+	return s.db.WithContext(ctx)
+}
+
+// BeginTX starts a transaction carried in the returned context
+// (fosite's storage.Transactional); without it fosite's rotation is not atomic.
+func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
+	if _, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
+		return ctx, errors.New("storage: transaction already open in context")
+	}
+	tx := s.db.WithContext(ctx).Begin()
+	if tx.Error != nil {
+		return ctx, translate(tx.Error)
+	}
+	return context.WithValue(ctx, txKey{}, tx), nil
+}
+
+// Commit commits the transaction carried by ctx.
+func (s *Store) Commit(ctx context.Context) error {
+	tx, ok := ctx.Value(txKey{}).(*gorm.DB)
+	if !ok {
+		return errors.New("storage: no transaction in context")
+	}
+	return translate(tx.Commit().Error)
+}
+
+// Rollback aborts the transaction carried by ctx.
+func (s *Store) Rollback(ctx context.Context) error {
+	tx, ok := ctx.Value(txKey{}).(*gorm.DB)
+	if !ok {
+		return errors.New("storage: no transaction in context")
+	}
+	err := tx.Rollback().Error
+	if errors.Is(err, sql.ErrTxDone) {
+		return nil
+	}
+	return translate(err)
+}
+
+// InTx runs fn in a transaction, joining one already carried by ctx.
+func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	if _, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
+		return fn(ctx)
+	}
+	txCtx, err := s.BeginTX(ctx)
+	if err != nil {
+		return err
+	}
+	if err := fn(txCtx); err != nil {
+		_ = s.Rollback(txCtx)
+		return err
+	}
+	return s.Commit(txCtx)
+}
+
+// translate maps database errors to the errors callers branch on, so the
+// OAuth layer answers a clear, retryable error instead of a 500.
+func translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return fmt.Errorf("%w: %v", fosite.ErrNotFound, err)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "23505", "40001", "40P01":
+			return fmt.Errorf("%w: %v", fosite.ErrSerializationFailure, err)
+		}
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "UNIQUE constraint failed") || strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked") {
+		return fmt.Errorf("%w: %v", fosite.ErrSerializationFailure, err)
+	}
+	return err
+}
+
+// IsConflict reports a unique violation or serialization failure.
+func IsConflict(err error) bool { return errors.Is(err, fosite.ErrSerializationFailure) }
+
+// IsNotFound reports a missing row.
+func IsNotFound(err error) bool { return errors.Is(err, fosite.ErrNotFound) }

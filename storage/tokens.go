@@ -1,0 +1,378 @@
+package storage
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/handler/pkce"
+	fstorage "github.com/ory/fosite/storage"
+	"gorm.io/gorm/clause"
+)
+
+// Compile-time proof that compose's interface{} assertions will hold.
+var (
+	_ fosite.Storage                       = (*Store)(nil)
+	_ fosite.ClientManager                 = (*Store)(nil)
+	_ oauth2.CoreStorage                   = (*Store)(nil)
+	_ oauth2.TokenRevocationStorage        = (*Store)(nil)
+	_ oauth2.ClientCredentialsGrantStorage = (*Store)(nil)
+	_ openid.OpenIDConnectRequestStorage   = (*Store)(nil)
+	_ pkce.PKCERequestStorage              = (*Store)(nil)
+	_ fstorage.Transactional               = (*Store)(nil)
+)
+
+// Token kinds stored in oauth2_tokens.
+const (
+	kindCode    = "code"
+	kindAccess  = "access"
+	kindRefresh = "refresh"
+	kindOIDC    = "oidc"
+	kindPKCE    = "pkce"
+)
+
+type tokenRow struct {
+	Kind            string    `gorm:"column:kind;primaryKey"`
+	Signature       string    `gorm:"column:signature;primaryKey"`
+	RequestID       string    `gorm:"column:request_id"`
+	ClientID        string    `gorm:"column:client_id"`
+	Subject         string    `gorm:"column:subject"`
+	Active          bool      `gorm:"column:active"`
+	AccessSignature string    `gorm:"column:access_signature"`
+	RequestedAt     time.Time `gorm:"column:requested_at"`
+	ExpiresAt       time.Time `gorm:"column:expires_at"`
+	Data            string    `gorm:"column:data"`
+}
+
+func (tokenRow) TableName() string { return "oauth2_tokens" }
+
+// requestData is the serialised fosite request; the session is stored as
+// JSON and rebuilt into whatever session type the caller passes.
+type requestData struct {
+	RequestedScopes   []string        `json:"rs,omitempty"`
+	GrantedScopes     []string        `json:"gs,omitempty"`
+	RequestedAudience []string        `json:"ra,omitempty"`
+	GrantedAudience   []string        `json:"ga,omitempty"`
+	Form              url.Values      `json:"f,omitempty"`
+	Session           json.RawMessage `json:"s,omitempty"`
+}
+
+// secretFormKeys never reach the database even if a handler forgets to
+// sanitise a request before storing it.
+var secretFormKeys = []string{"client_secret", "code", "code_verifier", "refresh_token", "client_assertion", "password", "token"}
+
+func (s *Store) createToken(ctx context.Context, kind, signature, accessSignature string, req fosite.Requester, expiresAt time.Time) error {
+	form := url.Values{}
+	for k, v := range req.GetRequestForm() {
+		form[k] = v
+	}
+	for _, k := range secretFormKeys {
+		form.Del(k)
+	}
+	var sess json.RawMessage
+	subject := ""
+	if req.GetSession() != nil {
+		b, err := json.Marshal(req.GetSession())
+		if err != nil {
+			return fmt.Errorf("storage: encode session: %w", err)
+		}
+		sess = b
+		subject = req.GetSession().GetSubject()
+	}
+	data, err := json.Marshal(requestData{
+		RequestedScopes:   req.GetRequestedScopes(),
+		GrantedScopes:     req.GetGrantedScopes(),
+		RequestedAudience: req.GetRequestedAudience(),
+		GrantedAudience:   req.GetGrantedAudience(),
+		Form:              form,
+		Session:           sess,
+	})
+	if err != nil {
+		return fmt.Errorf("storage: encode request: %w", err)
+	}
+	if expiresAt.IsZero() {
+		expiresAt = s.now().Add(24 * time.Hour)
+	}
+	row := tokenRow{
+		Kind: kind, Signature: signature, RequestID: req.GetID(), ClientID: req.GetClient().GetID(),
+		Subject: subject, Active: true, AccessSignature: accessSignature,
+		RequestedAt: req.GetRequestedAt().UTC(), ExpiresAt: expiresAt.UTC(), Data: string(data),
+	}
+	return translate(s.conn(ctx).Create(&row).Error)
+}
+
+// getToken loads a row and rebuilds the request into session. It returns the
+// request even for an inactive row; the caller decides what that means.
+func (s *Store) getToken(ctx context.Context, kind, signature string, session fosite.Session) (*fosite.Request, *tokenRow, error) {
+	var row tokenRow
+	if err := s.conn(ctx).Where("kind = ? AND signature = ?", kind, signature).Take(&row).Error; err != nil {
+		return nil, nil, translate(err)
+	}
+	req, err := s.rebuild(ctx, &row, session)
+	if err != nil {
+		return nil, nil, err
+	}
+	return req, &row, nil
+}
+
+func (s *Store) rebuild(ctx context.Context, row *tokenRow, session fosite.Session) (*fosite.Request, error) {
+	var d requestData
+	if err := json.Unmarshal([]byte(row.Data), &d); err != nil {
+		return nil, fmt.Errorf("storage: decode request %s: %w", row.RequestID, err)
+	}
+	if session != nil && len(d.Session) > 0 {
+		if err := json.Unmarshal(d.Session, session); err != nil {
+			return nil, fmt.Errorf("storage: decode session %s: %w", row.RequestID, err)
+		}
+	}
+	client, err := s.GetClient(ctx, row.ClientID)
+	if err != nil {
+		return nil, err
+	}
+	return &fosite.Request{
+		ID:                row.RequestID,
+		RequestedAt:       row.RequestedAt,
+		Client:            client,
+		RequestedScope:    d.RequestedScopes,
+		GrantedScope:      d.GrantedScopes,
+		RequestedAudience: d.RequestedAudience,
+		GrantedAudience:   d.GrantedAudience,
+		Form:              d.Form,
+		Session:           session,
+	}, nil
+}
+
+// spend deactivates one active row; a row already spent (or spent by a
+// concurrent request a moment ago) yields spentErr. This conditional update
+// is what gives a code or refresh token exactly one winner.
+func (s *Store) spend(ctx context.Context, kind, signature string, spentErr error) error {
+	res := s.conn(ctx).Model(&tokenRow{}).
+		Where("kind = ? AND signature = ? AND active", kind, signature).
+		Update("active", false)
+	if res.Error != nil {
+		return translate(res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return spentErr
+	}
+	return nil
+}
+
+func expiry(req fosite.Requester, t fosite.TokenType) time.Time {
+	if req.GetSession() == nil {
+		return time.Time{}
+	}
+	return req.GetSession().GetExpiresAt(t)
+}
+
+// --- authorization codes ---
+
+func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, signature string, req fosite.Requester) error {
+	return s.createToken(ctx, kindCode, signature, "", req, expiry(req, fosite.AuthorizeCode))
+}
+
+// GetAuthorizeCodeSession returns the request and ErrInvalidatedAuthorizeCode
+// for a spent code, which is what makes fosite revoke the tokens it produced.
+func (s *Store) GetAuthorizeCodeSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	req, row, err := s.getToken(ctx, kindCode, signature, session)
+	if err != nil {
+		return nil, err
+	}
+	if !row.Active {
+		return req, fosite.ErrInvalidatedAuthorizeCode
+	}
+	return req, nil
+}
+
+func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
+	return s.spend(ctx, kindCode, signature, fosite.ErrInvalidatedAuthorizeCode)
+}
+
+// --- access tokens ---
+
+func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, req fosite.Requester) error {
+	return s.createToken(ctx, kindAccess, signature, "", req, expiry(req, fosite.AccessToken))
+}
+
+func (s *Store) GetAccessTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	req, row, err := s.getToken(ctx, kindAccess, signature, session)
+	if err != nil {
+		return nil, err
+	}
+	if !row.Active {
+		return req, fosite.ErrInactiveToken
+	}
+	return req, nil
+}
+
+func (s *Store) DeleteAccessTokenSession(ctx context.Context, signature string) error {
+	return translate(s.conn(ctx).Where("kind = ? AND signature = ?", kindAccess, signature).Delete(&tokenRow{}).Error)
+}
+
+// RevokeAccessToken deactivates every access token of a grant family.
+func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
+	return s.revokeFamily(ctx, requestID, kindAccess)
+}
+
+// --- refresh tokens ---
+
+func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, accessSignature string, req fosite.Requester) error {
+	return s.createToken(ctx, kindRefresh, signature, accessSignature, req, expiry(req, fosite.RefreshToken))
+}
+
+// GetRefreshTokenSession returns the request and ErrInactiveToken for a
+// spent token, so fosite's reuse detection fires.
+func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	req, row, err := s.getToken(ctx, kindRefresh, signature, session)
+	if err != nil {
+		return nil, err
+	}
+	if !row.Active {
+		return req, fosite.ErrInactiveToken
+	}
+	return req, nil
+}
+
+// DeleteRefreshTokenSession deactivates rather than deletes, so a later
+// replay of the same token is still recognised as reuse.
+func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
+	return translate(s.conn(ctx).Model(&tokenRow{}).
+		Where("kind = ? AND signature = ?", kindRefresh, signature).Update("active", false).Error)
+}
+
+// RotateRefreshToken spends the presented refresh token (one winner among
+// concurrent refreshes) and retires the access token issued with it.
+func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
+	var row tokenRow
+	if err := s.conn(ctx).Select("access_signature").
+		Where("kind = ? AND signature = ?", kindRefresh, signature).Take(&row).Error; err != nil {
+		return translate(err)
+	}
+	if err := s.spend(ctx, kindRefresh, signature, fosite.ErrInactiveToken); err != nil {
+		return err
+	}
+	if row.AccessSignature == "" {
+		return nil
+	}
+	return translate(s.conn(ctx).Model(&tokenRow{}).
+		Where("kind = ? AND signature = ?", kindAccess, row.AccessSignature).Update("active", false).Error)
+}
+
+// RevokeRefreshToken deactivates every refresh token of a grant family.
+func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error {
+	return s.revokeFamily(ctx, requestID, kindRefresh)
+}
+
+func (s *Store) revokeFamily(ctx context.Context, requestID string, kinds ...string) error {
+	return translate(s.conn(ctx).Model(&tokenRow{}).
+		Where("request_id = ? AND kind IN ? AND active", requestID, kinds).Update("active", false).Error)
+}
+
+// RevokeGrant deactivates the access and refresh tokens of a grant family.
+func (s *Store) RevokeGrant(ctx context.Context, requestID string) error {
+	return s.revokeFamily(ctx, requestID, kindAccess, kindRefresh)
+}
+
+// RevokeUserClientTokens deactivates every token a user holds for a client.
+func (s *Store) RevokeUserClientTokens(ctx context.Context, subject, clientID string) error {
+	return translate(s.conn(ctx).Model(&tokenRow{}).
+		Where("client_id = ? AND subject = ? AND kind IN ? AND active", clientID, subject, []string{kindAccess, kindRefresh}).
+		Update("active", false).Error)
+}
+
+// --- OpenID Connect ---
+
+// fosite keys OIDC sessions by the raw authorization code; we store only its
+// hash so no usable code ever reaches the database.
+func oidcKey(code string) string { return hashKey("oidc", code) }
+
+func (s *Store) CreateOpenIDConnectSession(ctx context.Context, code string, req fosite.Requester) error {
+	return s.createToken(ctx, kindOIDC, oidcKey(code), "", req, expiry(req, fosite.AuthorizeCode))
+}
+
+func (s *Store) GetOpenIDConnectSession(ctx context.Context, code string, req fosite.Requester) (fosite.Requester, error) {
+	r, _, err := s.getToken(ctx, kindOIDC, oidcKey(code), req.GetSession())
+	if err != nil {
+		if errors.Is(err, fosite.ErrNotFound) {
+			return nil, openid.ErrNoSessionFound
+		}
+		return nil, err
+	}
+	return r, nil
+}
+
+func (s *Store) DeleteOpenIDConnectSession(ctx context.Context, code string) error {
+	return translate(s.conn(ctx).Where("kind = ? AND signature = ?", kindOIDC, oidcKey(code)).Delete(&tokenRow{}).Error)
+}
+
+// --- PKCE ---
+
+func (s *Store) CreatePKCERequestSession(ctx context.Context, signature string, req fosite.Requester) error {
+	return s.createToken(ctx, kindPKCE, signature, "", req, expiry(req, fosite.AuthorizeCode))
+}
+
+func (s *Store) GetPKCERequestSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	r, _, err := s.getToken(ctx, kindPKCE, signature, session)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// DeletePKCERequestSession keeps the row: concurrent redemptions of one code
+// must all get past PKCE to the code's conditional spend, where the losers are
+// recognised as a replay and the winner's tokens revoked. The janitor removes
+// it with the code.
+func (s *Store) DeletePKCERequestSession(context.Context, string) error { return nil }
+
+// --- replay cache ---
+
+// ErrReplay reports a jti seen before within its lifetime.
+var ErrReplay = errors.New("storage: identifier already used")
+
+// MarkJTI records (purpose, jti) until exp; ErrReplay if it is already live.
+// The insert itself is the check, so concurrent instances cannot both win.
+func (s *Store) MarkJTI(ctx context.Context, purpose, jti string, exp time.Time) error {
+	key := hashKey(purpose, jti)
+	now := s.now()
+	db := s.conn(ctx)
+	// An expired entry may be reused; clear it first so the insert decides.
+	if err := db.Exec("DELETE FROM seen_jtis WHERE jti_hash = ? AND expires_at <= ?", key, now).Error; err != nil {
+		return translate(err)
+	}
+	res := db.Table("seen_jtis").Clauses(clause.OnConflict{DoNothing: true}).
+		Create(map[string]any{"jti_hash": key, "expires_at": exp.UTC()})
+	if res.Error != nil {
+		return translate(res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return ErrReplay
+	}
+	return nil
+}
+
+func hashKey(purpose, v string) string {
+	h := sha256.Sum256([]byte(purpose + "\x00" + v))
+	return hex.EncodeToString(h[:])
+}
+
+func splitScope(s string) []string { return strings.Fields(s) }
+
+// jsonText encodes a value for a JSON text column in a map-based update,
+// where GORM's field serializers do not apply.
+func jsonText(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "null"
+	}
+	return string(b)
+}
