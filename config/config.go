@@ -1,0 +1,248 @@
+// Package config loads Latch's settings from built-in defaults, an optional
+// YAML file, LATCH_* environment variables and command-line flags, in that
+// order of increasing precedence, and validates the result in one pass.
+//
+// Validation reports every problem at once rather than stopping at the first,
+// so an operator fixing a deployment sees the whole list in a single restart.
+// Unknown YAML keys and unknown LATCH_* variables are problems too: a typo
+// such as LATCH_DATABSE_DSN would otherwise silently leave the default in
+// place, which for a security service is worse than refusing to start.
+package config
+
+import (
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Config is the complete, typed configuration of a Latch server.
+//
+// Fields carry koanf tags; the dotted tag path of a leaf (e.g.
+// "tokens.code_lifetime") is its YAML location, and the same path upper-cased
+// with dots turned into underscores and prefixed with LATCH_ is its
+// environment variable. Fields tagged secret are never echoed in errors.
+type Config struct {
+	// Issuer is the OAuth/OIDC issuer identifier. When empty, Load derives
+	// "http://" + HTTP.Addr, which only validates for loopback addresses:
+	// a public deployment must say which URL clients see.
+	Issuer string `koanf:"issuer"`
+
+	// MasterKey is the base64 encoding of the 32-byte key that protects
+	// signing keys and other secrets at rest.
+	MasterKey string `koanf:"master_key" secret:"true"`
+
+	// MasterKeyFile is where a generated master key is kept when MasterKey
+	// is empty. Empty means ResolvedMasterKeyFile picks a location.
+	MasterKeyFile string `koanf:"master_key_file"`
+
+	// Scopes is the complete list of scopes clients may request: the
+	// built-in ones followed by those added in the file and LATCH_SCOPES.
+	Scopes []Scope `koanf:"scopes"`
+
+	HTTP     HTTPConfig     `koanf:"http"`
+	Database DatabaseConfig `koanf:"database"`
+	Approval ApprovalConfig `koanf:"approval"`
+	Login    LoginConfig    `koanf:"login"`
+	API      APIConfig      `koanf:"api"`
+	Tokens   TokensConfig   `koanf:"tokens"`
+	Log      LogConfig      `koanf:"log"`
+}
+
+// HTTPConfig configures the listener. The timeouts exist so that slow or
+// idle clients cannot hold connections (and goroutines) open indefinitely.
+type HTTPConfig struct {
+	Addr              string        `koanf:"addr"`
+	ReadTimeout       time.Duration `koanf:"read_timeout"`
+	ReadHeaderTimeout time.Duration `koanf:"read_header_timeout"`
+	WriteTimeout      time.Duration `koanf:"write_timeout"`
+	IdleTimeout       time.Duration `koanf:"idle_timeout"`
+	// MaxBodyBytes caps request bodies; OAuth requests are small, so a
+	// low cap is cheap protection against memory exhaustion.
+	MaxBodyBytes int64 `koanf:"max_body_bytes"`
+}
+
+// DatabaseConfig selects the store and tunes its connection pool.
+type DatabaseConfig struct {
+	// DSN is sqlite://PATH or postgres://... (postgresql:// also accepted).
+	DSN string `koanf:"dsn"`
+	// MaxOpenConns and MaxIdleConns of 0 let the storage layer choose,
+	// because the right value differs between SQLite and PostgreSQL.
+	MaxOpenConns int `koanf:"max_open_conns"`
+	MaxIdleConns int `koanf:"max_idle_conns"`
+	// ConnMaxLifetime of 0 keeps connections for as long as they work.
+	ConnMaxLifetime time.Duration `koanf:"conn_max_lifetime"`
+}
+
+// ApprovalConfig configures where users are sent to approve a client.
+type ApprovalConfig struct {
+	// URL of the external approval (consent) UI; empty uses the built-in
+	// page, which is meant for development only.
+	URL string `koanf:"url"`
+	// SessionLifetime bounds how long a pending approval may wait for the
+	// user; it is capped because a pending approval holds an authorization
+	// request open.
+	SessionLifetime time.Duration `koanf:"session_lifetime"`
+}
+
+// LoginConfig configures end-user login sessions.
+type LoginConfig struct {
+	SessionLifetime time.Duration `koanf:"session_lifetime"`
+}
+
+// APIConfig configures the administrative API.
+type APIConfig struct {
+	// Key is the bearer key for the admin API; empty disables the API.
+	Key string `koanf:"key" secret:"true"`
+}
+
+// TokensConfig sets token lifetimes and the access token format.
+type TokensConfig struct {
+	AccessTokenLifetime  time.Duration `koanf:"access_token_lifetime"`
+	RefreshTokenLifetime time.Duration `koanf:"refresh_token_lifetime"`
+	IDTokenLifetime      time.Duration `koanf:"id_token_lifetime"`
+	// CodeLifetime is capped at 10 minutes as RFC 6749 §4.1.2 recommends.
+	CodeLifetime time.Duration `koanf:"code_lifetime"`
+	// AccessTokenFormat is "jwt" (self-contained, verifiable offline) or
+	// "opaque" (revocable immediately, needs introspection).
+	AccessTokenFormat string `koanf:"access_token_format"`
+}
+
+// LogConfig configures the process logger.
+type LogConfig struct {
+	Level  string `koanf:"level"`
+	Format string `koanf:"format"`
+}
+
+// Scope is a scope clients may request, with the text shown to the user
+// on the approval page.
+type Scope struct {
+	Name        string `koanf:"name"`
+	Description string `koanf:"description"`
+}
+
+// Access token formats.
+const (
+	AccessTokenJWT    = "jwt"
+	AccessTokenOpaque = "opaque"
+)
+
+// Limits enforced by Validate.
+const (
+	MaxCodeLifetime            = 10 * time.Minute
+	MaxApprovalSessionLifetime = time.Hour
+)
+
+const (
+	defaultAddr      = "127.0.0.1:8080"
+	defaultDSN       = "sqlite://latch.db"
+	masterKeyName    = "latch.key"
+	sqliteScheme     = "sqlite://"
+	defaultMaxBody   = 1 << 20
+	postgresScheme   = "postgres://"
+	postgresqlScheme = "postgresql://"
+)
+
+// BuiltinScopes returns the scopes every Latch server offers. A fresh slice
+// is returned so callers cannot alter the defaults of later loads.
+func BuiltinScopes() []Scope {
+	return []Scope{
+		{Name: "openid", Description: "Sign you in"},
+		{Name: "profile", Description: "Read your name and profile"},
+		{Name: "email", Description: "Read your email address"},
+		{Name: "offline_access", Description: "Stay signed in (refresh tokens)"},
+	}
+}
+
+// defaults returns the built-in settings without a derived issuer, so Load
+// can tell whether any source set one.
+func defaults() *Config {
+	return &Config{
+		Scopes: BuiltinScopes(),
+		HTTP: HTTPConfig{
+			Addr:              defaultAddr,
+			ReadTimeout:       10 * time.Second,
+			ReadHeaderTimeout: 5 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxBodyBytes:      defaultMaxBody,
+		},
+		Database: DatabaseConfig{DSN: defaultDSN},
+		Approval: ApprovalConfig{SessionLifetime: 10 * time.Minute},
+		Login:    LoginConfig{SessionLifetime: 24 * time.Hour},
+		Tokens: TokensConfig{
+			AccessTokenLifetime:  time.Hour,
+			RefreshTokenLifetime: 720 * time.Hour,
+			IDTokenLifetime:      time.Hour,
+			CodeLifetime:         60 * time.Second,
+			AccessTokenFormat:    AccessTokenJWT,
+		},
+		Log: LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// Default returns the configuration Load produces when no file, environment
+// or flags are given. It is valid as returned.
+func Default() *Config {
+	c := defaults()
+	c.Issuer = defaultIssuer(c.HTTP.Addr)
+	return c
+}
+
+func defaultIssuer(addr string) string { return "http://" + addr }
+
+// IsPostgres reports whether the DSN selects PostgreSQL.
+func (c *Config) IsPostgres() bool {
+	d := strings.ToLower(c.Database.DSN)
+	return strings.HasPrefix(d, postgresScheme) || strings.HasPrefix(d, postgresqlScheme)
+}
+
+// isSQLite reports whether the DSN selects SQLite.
+func (c *Config) isSQLite() bool {
+	return strings.HasPrefix(strings.ToLower(c.Database.DSN), sqliteScheme)
+}
+
+// SQLitePath returns the file path of a sqlite:// DSN, or "" for any other
+// database.
+func (c *Config) SQLitePath() string {
+	if !c.isSQLite() {
+		return ""
+	}
+	return c.Database.DSN[len(sqliteScheme):]
+}
+
+// PostgresDSN returns the DSN unchanged when it selects PostgreSQL, or ""
+// otherwise; the driver accepts both the postgres:// and postgresql:// forms.
+func (c *Config) PostgresDSN() string {
+	if !c.IsPostgres() {
+		return ""
+	}
+	return c.Database.DSN
+}
+
+// ResolvedMasterKeyFile returns where a generated master key is stored:
+// MasterKeyFile when set, otherwise latch.key beside the SQLite database so
+// the key travels with the data it protects. It returns "" on PostgreSQL
+// without an explicit file, because there the master key must be configured
+// (every instance has to share it).
+func (c *Config) ResolvedMasterKeyFile() string {
+	if c.MasterKeyFile != "" {
+		return c.MasterKeyFile
+	}
+	p := c.SQLitePath()
+	if p == "" {
+		return ""
+	}
+	return filepath.Join(filepath.Dir(p), masterKeyName)
+}
+
+// IssuerURL returns the parsed issuer. It returns nil only when the issuer
+// does not parse, which Validate rejects, so after a successful Load it is
+// never nil.
+func (c *Config) IssuerURL() *url.URL {
+	u, err := url.Parse(c.Issuer)
+	if err != nil {
+		return nil
+	}
+	return u
+}

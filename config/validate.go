@@ -1,0 +1,289 @@
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// MasterKeySize is the decoded length a master key must have.
+const MasterKeySize = 32
+
+// Problem is one thing wrong with a configuration.
+type Problem struct {
+	// Key is the dotted config key (e.g. "http.addr"), or the environment
+	// variable name when the problem is with the variable itself.
+	Key     string
+	Message string
+}
+
+func (p Problem) String() string { return p.Key + ": " + p.Message }
+
+// ValidationError lists every problem found, so operators can fix them all
+// in one go instead of discovering them one restart at a time.
+type ValidationError struct {
+	Problems []Problem
+}
+
+func (e *ValidationError) Error() string {
+	var b strings.Builder
+	if len(e.Problems) == 1 {
+		b.WriteString("invalid configuration: ")
+		b.WriteString(e.Problems[0].String())
+		return b.String()
+	}
+	fmt.Fprintf(&b, "invalid configuration (%d problems):", len(e.Problems))
+	for _, p := range e.Problems {
+		b.WriteString("\n  - ")
+		b.WriteString(p.String())
+	}
+	return b.String()
+}
+
+// problems accumulates Problems; a nil-safe helper keeps call sites short.
+type problems []Problem
+
+func (ps *problems) add(key, format string, args ...any) {
+	*ps = append(*ps, Problem{Key: key, Message: fmt.Sprintf(format, args...)})
+}
+
+func (ps problems) err() error {
+	if len(ps) == 0 {
+		return nil
+	}
+	return &ValidationError{Problems: ps}
+}
+
+// Validate checks the configuration and returns a *ValidationError listing
+// every problem, or nil. Secret values are never included in messages.
+func (c *Config) Validate() error {
+	var ps problems
+	c.validate(&ps)
+	return ps.err()
+}
+
+func (c *Config) validate(ps *problems) {
+	validateIssuer(ps, c.Issuer, c.Issuer == defaultIssuer(c.HTTP.Addr))
+	c.validateDatabase(ps)
+
+	if c.MasterKey != "" {
+		if _, err := DecodeMasterKey(c.MasterKey); err != nil {
+			ps.add("master_key", "%v", err)
+		}
+	}
+
+	if c.Approval.URL != "" {
+		validateApprovalURL(ps, c.Approval.URL)
+	}
+
+	validateAddr(ps, c.HTTP.Addr)
+	if c.HTTP.MaxBodyBytes <= 0 {
+		ps.add("http.max_body_bytes", "must be greater than 0, got %d", c.HTTP.MaxBodyBytes)
+	}
+
+	for _, d := range []struct {
+		key string
+		val time.Duration
+		max time.Duration // 0 means unbounded
+	}{
+		{"http.read_timeout", c.HTTP.ReadTimeout, 0},
+		{"http.read_header_timeout", c.HTTP.ReadHeaderTimeout, 0},
+		{"http.write_timeout", c.HTTP.WriteTimeout, 0},
+		{"http.idle_timeout", c.HTTP.IdleTimeout, 0},
+		{"approval.session_lifetime", c.Approval.SessionLifetime, MaxApprovalSessionLifetime},
+		{"login.session_lifetime", c.Login.SessionLifetime, 0},
+		{"tokens.access_token_lifetime", c.Tokens.AccessTokenLifetime, 0},
+		{"tokens.refresh_token_lifetime", c.Tokens.RefreshTokenLifetime, 0},
+		{"tokens.id_token_lifetime", c.Tokens.IDTokenLifetime, 0},
+		{"tokens.code_lifetime", c.Tokens.CodeLifetime, MaxCodeLifetime},
+	} {
+		switch {
+		case d.val <= 0:
+			ps.add(d.key, "must be greater than 0, got %s", d.val)
+		case d.max > 0 && d.val > d.max:
+			ps.add(d.key, "must be at most %s, got %s", d.max, d.val)
+		}
+	}
+
+	oneOf(ps, "tokens.access_token_format", c.Tokens.AccessTokenFormat, AccessTokenJWT, AccessTokenOpaque)
+	oneOf(ps, "log.level", c.Log.Level, "debug", "info", "warn", "error")
+	oneOf(ps, "log.format", c.Log.Format, "text", "json")
+
+	validateScopes(ps, func(i int) string { return fmt.Sprintf("scopes[%d].name", i) }, c.Scopes)
+}
+
+func validateIssuer(ps *problems, issuer string, derived bool) {
+	const key = "issuer"
+	// A derived issuer is only wrong because of http.addr, so say how to fix
+	// it rather than leaving the operator puzzled by a value they never set.
+	hint := ""
+	if derived {
+		hint = " (derived from http.addr; set issuer or LATCH_ISSUER to the public URL)"
+	}
+	if issuer == "" {
+		ps.add(key, "must be set")
+		return
+	}
+	u, err := url.Parse(issuer)
+	if err != nil || !u.IsAbs() || u.Host == "" || u.Opaque != "" {
+		ps.add(key, "%q is not an absolute URL%s", issuer, hint)
+		return
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !isLoopbackHost(u.Hostname()) {
+			ps.add(key, "%q must use https unless the host is localhost or a loopback address%s", issuer, hint)
+		}
+	default:
+		ps.add(key, "%q must use https", issuer)
+	}
+	if u.User != nil {
+		ps.add(key, "must not contain user information")
+	}
+	// OIDC Discovery builds well-known URLs by appending to the issuer and
+	// clients compare it byte for byte, so these must be absent.
+	if strings.HasSuffix(issuer, "/") {
+		ps.add(key, "%q must not end with a slash", issuer)
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		ps.add(key, "%q must not contain a query", issuer)
+	}
+	if strings.Contains(issuer, "#") {
+		ps.add(key, "%q must not contain a fragment", issuer)
+	}
+}
+
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (c *Config) validateDatabase(ps *problems) {
+	const key = "database.dsn"
+	switch {
+	case c.isSQLite():
+		if c.SQLitePath() == "" {
+			ps.add(key, "%q has no file path; use sqlite://PATH", c.Database.DSN)
+		}
+	case c.IsPostgres():
+		// A generated key lives in one instance's file; other instances
+		// sharing the database could not decrypt what it wrote.
+		if c.MasterKey == "" {
+			ps.add("master_key", "is required with PostgreSQL (database.dsn): every instance sharing the database must use the same master key, so it cannot be generated into a local file; set master_key or LATCH_MASTER_KEY")
+		}
+	default:
+		// The DSN may carry a password, so only the scheme is shown.
+		scheme, _, ok := strings.Cut(c.Database.DSN, "://")
+		if !ok {
+			scheme = ""
+		}
+		ps.add(key, "unsupported scheme %q; use sqlite://PATH or postgres://...", scheme)
+	}
+	if c.Database.MaxOpenConns < 0 {
+		ps.add("database.max_open_conns", "must be 0 (automatic) or more, got %d", c.Database.MaxOpenConns)
+	}
+	if c.Database.MaxIdleConns < 0 {
+		ps.add("database.max_idle_conns", "must be 0 (automatic) or more, got %d", c.Database.MaxIdleConns)
+	}
+	if c.Database.ConnMaxLifetime < 0 {
+		ps.add("database.conn_max_lifetime", "must be 0 (unlimited) or more, got %s", c.Database.ConnMaxLifetime)
+	}
+}
+
+func validateApprovalURL(ps *problems, raw string) {
+	const key = "approval.url"
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" || u.Opaque != "" {
+		ps.add(key, "%q is not an absolute URL", raw)
+		return
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		ps.add(key, "%q must use http or https", raw)
+	}
+	if strings.Contains(raw, "#") {
+		ps.add(key, "%q must not contain a fragment", raw)
+	}
+}
+
+func validateAddr(ps *problems, addr string) {
+	const key = "http.addr"
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		ps.add(key, "%q is not host:port (for example 127.0.0.1:8080)", addr)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		ps.add(key, "%q has invalid port %q", addr, port)
+	}
+}
+
+func oneOf(ps *problems, key, val string, allowed ...string) {
+	for _, a := range allowed {
+		if val == a {
+			return
+		}
+	}
+	ps.add(key, "%q is not one of %s", val, strings.Join(allowed, ", "))
+}
+
+// validateScopes checks names and duplicates within one list and returns
+// the acceptable entries. keyOf names entry i in messages, so problems point
+// at the source the operator wrote (a YAML index or LATCH_SCOPES).
+func validateScopes(ps *problems, keyOf func(i int) string, scopes []Scope) []Scope {
+	seen := make(map[string]bool, len(scopes))
+	valid := scopes[:0:0]
+	for i, s := range scopes {
+		switch {
+		case s.Name == "":
+			ps.add(keyOf(i), "scope name must not be empty")
+		case !isScopeToken(s.Name):
+			ps.add(keyOf(i), "scope name %q may only contain printable ASCII other than space, '\"' and '\\' (RFC 6749 section 3.3)", s.Name)
+		case seen[s.Name]:
+			ps.add(keyOf(i), "duplicate scope %q", s.Name)
+		default:
+			seen[s.Name] = true
+			valid = append(valid, s)
+		}
+	}
+	return valid
+}
+
+// isScopeToken reports whether s consists of RFC 6749 scope-token
+// characters: %x21 / %x23-5B / %x5D-7E.
+func isScopeToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if b < 0x21 || b > 0x7e || b == 0x22 || b == 0x5c {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// DecodeMasterKey decodes a master key given in standard or URL-safe base64,
+// padded or not. Errors never contain the key.
+func DecodeMasterKey(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	for _, enc := range []*base64.Encoding{
+		base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding,
+	} {
+		b, err := enc.DecodeString(s)
+		if err != nil {
+			continue
+		}
+		if len(b) != MasterKeySize {
+			return nil, fmt.Errorf("must be base64 of exactly %d bytes, but decodes to %d bytes", MasterKeySize, len(b))
+		}
+		return b, nil
+	}
+	return nil, errors.New("is not valid base64 (standard or URL-safe, padded or not)")
+}
