@@ -106,10 +106,20 @@ func (s *Store) Client(ctx context.Context, id string) (*Client, error) {
 	return &c, nil
 }
 
+// normalize stores absent lists as [] rather than NULL.
+func (c *Client) normalize() {
+	for _, p := range []*[]string{&c.RedirectURIs, &c.GrantTypes, &c.ResponseTypes, &c.Audience, &c.Contacts} {
+		if *p == nil {
+			*p = []string{}
+		}
+	}
+}
+
 // CreateClient inserts a client; a duplicate id is a conflict.
 func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 	now := s.now()
 	c.CreatedAt, c.UpdatedAt = now, now
+	c.normalize()
 	if err := c.parseJWKS(); err != nil {
 		return err
 	}
@@ -119,6 +129,7 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 // UpdateClient replaces a client's stored metadata.
 func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
 	c.UpdatedAt = s.now()
+	c.normalize()
 	if err := c.parseJWKS(); err != nil {
 		return err
 	}
@@ -212,4 +223,11 @@ func (s *Store) SetClientAssertionJWT(ctx context.Context, jti string, exp time.
 		return fosite.ErrJTIKnown
 	}
 	return err
+}
+
+// CountClients returns how many clients exist.
+func (s *Store) CountClients(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.conn(ctx).Model(&Client{}).Count(&n).Error
+	return n, translate(err)
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ory/fosite"
+	"gorm.io/gorm/clause"
 )
 
 // APIKey authorises the host app's calls to /api. Only a keyed hash of the
@@ -100,3 +101,18 @@ func (s *Store) RetireSigningKeys(ctx context.Context, activatedBefore, retiresA
 
 // Now is the store's clock, for callers that must agree with its expiry.
 func (s *Store) Now() time.Time { return s.now() }
+
+// PutAPIKey creates or replaces the key with k.ID (used for the key given
+// in configuration, which may change between starts).
+func (s *Store) PutAPIKey(ctx context.Context, k *APIKey) error {
+	k.CreatedAt = s.now()
+	return translate(s.conn(ctx).Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "id"}},
+		DoUpdates: clause.Assignments(map[string]any{"hash": k.Hash, "name": k.Name, "revoked_at": nil}),
+	}).Create(k).Error)
+}
+
+// DeleteAPIKey removes a key row entirely.
+func (s *Store) DeleteAPIKey(ctx context.Context, id string) error {
+	return translate(s.conn(ctx).Where("id = ?", id).Delete(&APIKey{}).Error)
+}

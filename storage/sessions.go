@@ -145,12 +145,13 @@ func (s *Store) CompleteAuthSession(ctx context.Context, id, browserHash string)
 
 // LoginSession remembers who a browser is, so later requests skip login.
 type LoginSession struct {
-	IDHash    string    `gorm:"column:id_hash;primaryKey"`
-	Subject   string    `gorm:"column:subject"`
-	AuthTime  time.Time `gorm:"column:auth_time"`
-	ACR       string    `gorm:"column:acr"`
-	CreatedAt time.Time `gorm:"column:created_at"`
-	ExpiresAt time.Time `gorm:"column:expires_at"`
+	IDHash    string         `gorm:"column:id_hash;primaryKey"`
+	Subject   string         `gorm:"column:subject"`
+	AuthTime  time.Time      `gorm:"column:auth_time"`
+	ACR       string         `gorm:"column:acr"`
+	Claims    map[string]any `gorm:"column:claims;serializer:json"`
+	CreatedAt time.Time      `gorm:"column:created_at"`
+	ExpiresAt time.Time      `gorm:"column:expires_at"`
 }
 
 func (LoginSession) TableName() string { return "login_sessions" }

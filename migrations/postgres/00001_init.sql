@@ -71,6 +71,7 @@ CREATE TABLE login_sessions (
     subject    TEXT NOT NULL,
     auth_time  TIMESTAMPTZ NOT NULL,
     acr        TEXT NOT NULL DEFAULT '',
+    claims     TEXT NOT NULL DEFAULT '{}',
     created_at TIMESTAMPTZ NOT NULL,
     expires_at TIMESTAMPTZ NOT NULL
 );

@@ -71,6 +71,7 @@ CREATE TABLE login_sessions (
     subject    TEXT NOT NULL,
     auth_time  TIMESTAMP NOT NULL,
     acr        TEXT NOT NULL DEFAULT '',
+    claims     TEXT NOT NULL DEFAULT '{}',
     created_at TIMESTAMP NOT NULL,
     expires_at TIMESTAMP NOT NULL
 );

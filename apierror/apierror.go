@@ -1,0 +1,63 @@
+// Package apierror is the one error type of Latch's own REST API: an HTTP
+// status, an error code and a description safe to show, and a private cause
+// that is logged but never sent.
+package apierror
+
+import (
+	"fmt"
+	"net/http"
+)
+
+// Error is rendered as {"error": Code, "error_description": Description}.
+type Error struct {
+	Status      int
+	Code        string
+	Description string
+	Cause       error
+}
+
+func (e *Error) Error() string {
+	if e.Cause != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Description, e.Cause)
+	}
+	return e.Code + ": " + e.Description
+}
+
+func (e *Error) Unwrap() error { return e.Cause }
+
+// WithCause attaches a private cause.
+func (e *Error) WithCause(err error) *Error { c := *e; c.Cause = err; return &c }
+
+func newf(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Description: fmt.Sprintf(format, args...)}
+}
+
+// BadRequest is a malformed or invalid body or parameter.
+func BadRequest(format string, args ...any) *Error {
+	return newf(http.StatusBadRequest, "invalid_request", format, args...)
+}
+
+// Unauthorized is a missing or wrong API key.
+func Unauthorized(format string, args ...any) *Error {
+	return newf(http.StatusUnauthorized, "unauthorized", format, args...)
+}
+
+// NotFound is an unknown resource.
+func NotFound(format string, args ...any) *Error {
+	return newf(http.StatusNotFound, "not_found", format, args...)
+}
+
+// Gone is a resource past its lifetime.
+func Gone(format string, args ...any) *Error {
+	return newf(http.StatusGone, "expired", format, args...)
+}
+
+// Conflict is a state change that already happened.
+func Conflict(format string, args ...any) *Error {
+	return newf(http.StatusConflict, "conflict", format, args...)
+}
+
+// Internal hides the cause behind a generic message.
+func Internal(cause error) *Error {
+	return &Error{Status: http.StatusInternalServerError, Code: "server_error", Description: "internal error", Cause: cause}
+}

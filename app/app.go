@@ -1,0 +1,148 @@
+// Package app assembles Latch from its configuration: it opens the
+// database, loads the master key and signing keys, and builds the provider
+// and HTTP server. Both `latch serve` and the management commands start
+// here, so they always agree on how the pieces fit.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/latchhq/latch/approval"
+	"github.com/latchhq/latch/config"
+	"github.com/latchhq/latch/keys"
+	"github.com/latchhq/latch/migrations"
+	"github.com/latchhq/latch/provider"
+	"github.com/latchhq/latch/scopes"
+	"github.com/latchhq/latch/secret"
+	"github.com/latchhq/latch/server"
+	"github.com/latchhq/latch/storage"
+)
+
+// App holds the assembled, long-lived pieces.
+type App struct {
+	Config *config.Config
+	Store  *storage.Store
+	Hasher *secret.Hasher
+	Sealer *keys.Sealer
+	Keys   *keys.Manager
+	Scopes *scopes.Registry
+	Log    *slog.Logger
+	Now    func() time.Time
+	// MasterKeyGenerated is true when this start wrote a new latch.key.
+	MasterKeyGenerated bool
+
+	hmacKey []byte
+}
+
+// Options control how Open treats the schema.
+type Options struct {
+	// Migrate applies pending migrations. SQLite always migrates; on
+	// PostgreSQL only when asked, under an advisory lock.
+	Migrate bool
+	Now     func() time.Time
+}
+
+// Open connects and prepares everything that does not listen on a port.
+func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, opt Options) (*App, error) {
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	store, err := storage.Open(cfg.Database.DSN, storage.Options{
+		MaxOpenConns: cfg.Database.MaxOpenConns, MaxIdleConns: cfg.Database.MaxIdleConns,
+		ConnMaxLifetime: cfg.Database.ConnMaxLifetime, Now: opt.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a := &App{Config: cfg, Store: store, Log: log, Now: opt.Now}
+	if err := a.prepare(ctx, opt); err != nil {
+		store.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *App) prepare(ctx context.Context, opt Options) error {
+	cfg := a.Config
+	if opt.Migrate || a.Store.Dialect() == migrations.SQLite {
+		if _, err := a.Store.Migrate(ctx); err != nil {
+			return err
+		}
+	} else if err := a.Store.CheckSchema(ctx); err != nil {
+		if errors.Is(err, migrations.ErrBehind) {
+			return fmt.Errorf("%w: run `latch migrate` or start with `latch serve --migrate`", err)
+		}
+		return err
+	}
+	master, generated, err := keys.LoadMasterKey(cfg.MasterKey, cfg.ResolvedMasterKeyFile())
+	if err != nil {
+		return fmt.Errorf("master key: %w", err)
+	}
+	a.MasterKeyGenerated = generated
+	if generated {
+		a.Log.Warn("generated a master key; production must set LATCH_MASTER_KEY", "file", cfg.ResolvedMasterKeyFile())
+	}
+	a.Hasher = secret.NewHasher(master.Derive("secret-hash"))
+	a.Sealer = keys.NewSealer(master)
+	a.Keys = keys.NewManager(a.Store, a.Sealer, a.Now, a.Log)
+	if err := a.Keys.Ensure(ctx, keys.ES256); err != nil {
+		return err
+	}
+	a.hmacKey = master.Derive("token-hmac")
+	list := make([]scopes.Scope, 0, len(cfg.Scopes))
+	for _, s := range cfg.Scopes {
+		list = append(list, scopes.Scope{Name: s.Name, Description: s.Description})
+	}
+	a.Scopes = scopes.New(list)
+	return nil
+}
+
+// Provider builds the fosite provider.
+func (a *App) Provider() *fosite.Fosite {
+	cfg := a.Config
+	p, _ := provider.New(provider.Options{
+		Issuer:               cfg.Issuer,
+		AccessTokenLifetime:  cfg.Tokens.AccessTokenLifetime,
+		RefreshTokenLifetime: cfg.Tokens.RefreshTokenLifetime,
+		IDTokenLifetime:      cfg.Tokens.IDTokenLifetime,
+		CodeLifetime:         cfg.Tokens.CodeLifetime,
+		OpaqueAccessTokens:   cfg.Tokens.AccessTokenFormat == config.AccessTokenOpaque,
+		HMACSecret:           a.hmacKey,
+		Hasher:               a.Hasher,
+	}, a.Store, a.Keys.Signer(keys.ES256))
+	return p.(*fosite.Fosite)
+}
+
+// Server builds the HTTP server with its metrics registry.
+func (a *App) Server() *server.Server {
+	cfg := a.Config
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	appr := approval.New(a.Store, a.Scopes, cfg.Issuer, a.Now, nil)
+	return server.New(server.Options{
+		Issuer:               cfg.Issuer,
+		ApprovalURL:          cfg.Approval.URL,
+		AuthSessionLifetime:  cfg.Approval.SessionLifetime,
+		LoginSessionLifetime: cfg.Login.SessionLifetime,
+		MaxBodyBytes:         cfg.HTTP.MaxBodyBytes,
+		OpaqueAccessTokens:   cfg.Tokens.AccessTokenFormat == config.AccessTokenOpaque,
+		ReadTimeout:          cfg.HTTP.ReadTimeout,
+		ReadHeaderTimeout:    cfg.HTTP.ReadHeaderTimeout,
+		WriteTimeout:         cfg.HTTP.WriteTimeout,
+		IdleTimeout:          cfg.HTTP.IdleTimeout,
+	}, server.Deps{
+		Store: a.Store, OAuth: a.Provider(), Keys: a.Keys, Hasher: a.Hasher, Scopes: a.Scopes,
+		Approval: appr, Logger: a.Log, Metrics: reg, Now: a.Now,
+	})
+}
+
+// Close releases the database.
+func (a *App) Close() error { return a.Store.Close() }

@@ -1,0 +1,220 @@
+// Package approval is the one moment Latch hands a human decision to the
+// host app: it shows a pending auth session, records the host app's approve
+// or deny exactly once, and hands back the URL that returns the browser to
+// Latch. The built-in development consent page uses the same service.
+package approval
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/latchhq/latch/apierror"
+	"github.com/latchhq/latch/scopes"
+	"github.com/latchhq/latch/storage"
+)
+
+// Store is what the approval step reads and changes.
+type Store interface {
+	AuthSession(ctx context.Context, id string) (*storage.AuthSession, error)
+	DecideAuthSession(ctx context.Context, id string, d storage.Decision) (*storage.AuthSession, error)
+	Client(ctx context.Context, id string) (*storage.Client, error)
+	Authorization(ctx context.Context, subject, clientID string) (*storage.Authorization, error)
+	RememberAuthorization(ctx context.Context, subject, clientID string, scopes []string) error
+}
+
+// Events receives what happened, for the audit log; nil means no one listens.
+type Events interface {
+	SessionDecided(ctx context.Context, a *storage.AuthSession)
+}
+
+// Service implements the approval API.
+type Service struct {
+	store  Store
+	scopes *scopes.Registry
+	issuer string
+	now    func() time.Time
+	events Events
+}
+
+// New builds the service. issuer is the base of the resume URL handed back.
+func New(store Store, reg *scopes.Registry, issuer string, now func() time.Time, events Events) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{store: store, scopes: reg, issuer: issuer, now: now, events: events}
+}
+
+// ResumePath is where the browser comes back after the decision.
+const ResumePath = "/oauth2/authorize/resume"
+
+// ResumeURL is the absolute URL that returns a browser to Latch for id. It
+// never carries a code: only the browser holding the binding cookie can turn
+// it into one.
+func ResumeURL(issuer, id string) string {
+	return issuer + ResumePath + "?session=" + url.QueryEscape(id)
+}
+
+// ClientView is the part of a client the host app shows its user.
+type ClientView struct {
+	ClientID   string `json:"client_id"`
+	ClientName string `json:"client_name"`
+	LogoURI    string `json:"logo_uri"`
+	ClientURI  string `json:"client_uri"`
+	PolicyURI  string `json:"policy_uri"`
+	TOSURI     string `json:"tos_uri"`
+}
+
+// View is GET /api/auth_session/{id}.
+type View struct {
+	ID            string         `json:"id"`
+	Client        ClientView     `json:"client"`
+	Scopes        []scopes.Scope `json:"scopes"`
+	Prompt        string         `json:"prompt"`
+	LoginHint     string         `json:"login_hint"`
+	ACRValues     string         `json:"acr_values"`
+	State         string         `json:"state"`
+	ExpiresAt     time.Time      `json:"expires_at"`
+	User          string         `json:"user,omitempty"`
+	GrantedScopes []string       `json:"granted_scopes,omitempty"`
+}
+
+// sessionError maps storage outcomes to the statuses of SPEC §3.5.
+func sessionError(err error) *apierror.Error {
+	switch {
+	case storage.IsNotFound(err):
+		return apierror.NotFound("unknown auth session")
+	case errors.Is(err, storage.ErrExpired):
+		return apierror.Gone("auth session expired")
+	case errors.Is(err, storage.ErrStateConflict):
+		return apierror.Conflict("auth session was already decided")
+	default:
+		return apierror.Internal(err)
+	}
+}
+
+// View describes a session for the host app's consent screen.
+func (s *Service) View(ctx context.Context, id string) (*View, error) {
+	a, err := s.store.AuthSession(ctx, id)
+	if err != nil {
+		return nil, sessionError(err)
+	}
+	c, err := s.store.Client(ctx, a.ClientID)
+	if err != nil {
+		return nil, sessionError(err)
+	}
+	form, _ := url.ParseQuery(a.RequestForm)
+	v := &View{
+		ID: a.ID,
+		Client: ClientView{ClientID: c.ID, ClientName: c.Name, LogoURI: c.LogoURI, ClientURI: c.ClientURI,
+			PolicyURI: c.PolicyURI, TOSURI: c.TOSURI},
+		Scopes:    s.scopes.Describe(a.RequestedScopes),
+		Prompt:    form.Get("prompt"),
+		LoginHint: form.Get("login_hint"),
+		ACRValues: form.Get("acr_values"),
+		State:     a.State,
+		ExpiresAt: a.ExpiresAt.UTC(),
+		User:      a.LoginSubject,
+	}
+	if a.LoginSubject != "" {
+		if auth, err := s.store.Authorization(ctx, a.LoginSubject, a.ClientID); err == nil {
+			v.GrantedScopes = auth.Scopes
+		} else if !storage.IsNotFound(err) {
+			return nil, apierror.Internal(err)
+		}
+	}
+	return v, nil
+}
+
+// ApproveRequest is the body of POST .../approve.
+type ApproveRequest struct {
+	User     string         `json:"user"`
+	Scopes   *[]string      `json:"scopes"`
+	Claims   map[string]any `json:"claims"`
+	Remember bool           `json:"remember"`
+	AuthTime *int64         `json:"auth_time"`
+	ACR      string         `json:"acr"`
+}
+
+// DenyRequest is the body of POST .../deny.
+type DenyRequest struct {
+	ErrorDescription string `json:"error_description"`
+}
+
+// maxSkew is how far in the future an auth_time may lie (clock drift
+// between the host app and Latch).
+const maxSkew = time.Minute
+
+// Approve records the host app's approval and returns the resume URL.
+func (s *Service) Approve(ctx context.Context, id string, req ApproveRequest) (string, error) {
+	if strings.TrimSpace(req.User) == "" {
+		return "", apierror.BadRequest("user is required")
+	}
+	if len(req.User) > 255 {
+		return "", apierror.BadRequest("user must be at most 255 characters")
+	}
+	a, err := s.store.AuthSession(ctx, id)
+	if err != nil {
+		return "", sessionError(err)
+	}
+	granted := a.RequestedScopes
+	if req.Scopes != nil {
+		for _, sc := range *req.Scopes {
+			if !slices.Contains(a.RequestedScopes, sc) {
+				return "", apierror.BadRequest("scope %q was not requested", sc)
+			}
+		}
+		granted = *req.Scopes
+	}
+	now := s.now()
+	authTime := now
+	if req.AuthTime != nil {
+		if *req.AuthTime <= 0 {
+			return "", apierror.BadRequest("auth_time must be a positive unix time")
+		}
+		authTime = time.Unix(*req.AuthTime, 0)
+		if authTime.After(now.Add(maxSkew)) {
+			return "", apierror.BadRequest("auth_time is in the future")
+		}
+	}
+	decided, err := s.store.DecideAuthSession(ctx, id, storage.Decision{
+		Approve: true, Subject: req.User, GrantedScopes: granted, Claims: req.Claims,
+		Remember: req.Remember, AuthTime: authTime, ACR: req.ACR,
+	})
+	if err != nil {
+		return "", sessionError(err)
+	}
+	if req.Remember {
+		if err := s.store.RememberAuthorization(ctx, req.User, a.ClientID, granted); err != nil {
+			return "", apierror.Internal(err)
+		}
+	}
+	if s.events != nil {
+		s.events.SessionDecided(ctx, decided)
+	}
+	return ResumeURL(s.issuer, id), nil
+}
+
+// Deny records the host app's refusal and returns the resume URL.
+func (s *Service) Deny(ctx context.Context, id string, req DenyRequest) (string, error) {
+	if len(req.ErrorDescription) > 500 {
+		return "", apierror.BadRequest("error_description must be at most 500 characters")
+	}
+	decided, err := s.store.DecideAuthSession(ctx, id, storage.Decision{Approve: false, ErrorDescription: req.ErrorDescription})
+	if err != nil {
+		return "", sessionError(err)
+	}
+	if s.events != nil {
+		s.events.SessionDecided(ctx, decided)
+	}
+	return ResumeURL(s.issuer, id), nil
+}
+
+func asAPIError(err error) (*apierror.Error, bool) {
+	var e *apierror.Error
+	ok := errors.As(err, &e)
+	return e, ok
+}

@@ -1,0 +1,212 @@
+// Package clients registers and manages OAuth clients: it validates RFC 7591
+// metadata, generates ids and secrets, and keeps only the secret's hash.
+package clients
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/latchhq/latch/scopes"
+	"github.com/latchhq/latch/secret"
+	"github.com/latchhq/latch/storage"
+)
+
+// Store is what client management needs from storage.
+type Store interface {
+	CreateClient(ctx context.Context, c *storage.Client) error
+}
+
+// Service creates clients.
+type Service struct {
+	store  Store
+	hasher *secret.Hasher
+	scopes *scopes.Registry
+}
+
+// New builds the service.
+func New(store Store, hasher *secret.Hasher, reg *scopes.Registry) *Service {
+	return &Service{store: store, hasher: hasher, scopes: reg}
+}
+
+// Metadata is the RFC 7591 registration request (plus owner).
+type Metadata struct {
+	ClientID                string   `json:"client_id,omitempty"`
+	ClientName              string   `json:"client_name"`
+	RedirectURIs            []string `json:"redirect_uris"`
+	GrantTypes              []string `json:"grant_types"`
+	ResponseTypes           []string `json:"response_types"`
+	Scope                   string   `json:"scope"`
+	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
+	JWKS                    string   `json:"-"`
+	JWKSURI                 string   `json:"jwks_uri"`
+	LogoURI                 string   `json:"logo_uri"`
+	ClientURI               string   `json:"client_uri"`
+	PolicyURI               string   `json:"policy_uri"`
+	TOSURI                  string   `json:"tos_uri"`
+	Contacts                []string `json:"contacts"`
+	Owner                   string   `json:"owner"`
+	Audience                []string `json:"audience"`
+}
+
+// InvalidError names the metadata field at fault (RFC 7591 §3.2.2 codes).
+type InvalidError struct {
+	Code  string // invalid_redirect_uri or invalid_client_metadata
+	Field string
+	Msg   string
+}
+
+func (e *InvalidError) Error() string { return e.Field + ": " + e.Msg }
+
+func invalid(field, format string, args ...any) error {
+	code := "invalid_client_metadata"
+	if field == "redirect_uris" {
+		code = "invalid_redirect_uri"
+	}
+	return &InvalidError{Code: code, Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+var authMethods = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
+
+// Create validates m, stores the client and returns it with its secret in
+// plaintext (empty for public and private_key_jwt clients). The secret is
+// never retrievable again.
+func (s *Service) Create(ctx context.Context, m Metadata) (*storage.Client, string, error) {
+	c, err := s.Build(m)
+	if err != nil {
+		return nil, "", err
+	}
+	plain := ""
+	if !c.Public && c.TokenEndpointAuthMethod != "private_key_jwt" {
+		plain = secret.New()
+		h, _ := s.hasher.Hash(ctx, []byte(plain))
+		c.SecretHash = string(h)
+	}
+	if err := s.store.CreateClient(ctx, c); err != nil {
+		return nil, "", err
+	}
+	return c, plain, nil
+}
+
+// Build validates metadata and fills defaults, without storing anything.
+func (s *Service) Build(m Metadata) (*storage.Client, error) {
+	if m.TokenEndpointAuthMethod == "" {
+		m.TokenEndpointAuthMethod = "client_secret_basic"
+	}
+	if !slices.Contains(authMethods, m.TokenEndpointAuthMethod) {
+		return nil, invalid("token_endpoint_auth_method", "must be one of %s", strings.Join(authMethods, ", "))
+	}
+	if m.GrantTypes == nil {
+		m.GrantTypes = []string{"authorization_code"}
+	}
+	if m.ResponseTypes == nil {
+		m.ResponseTypes = []string{}
+		if slices.Contains(m.GrantTypes, "authorization_code") {
+			m.ResponseTypes = []string{"code"}
+		}
+	}
+	for _, g := range m.GrantTypes {
+		switch g {
+		case "authorization_code", "refresh_token", "client_credentials":
+		default:
+			return nil, invalid("grant_types", "%q is not supported (authorization_code, refresh_token, client_credentials)", g)
+		}
+	}
+	for _, r := range m.ResponseTypes {
+		if r != "code" {
+			return nil, invalid("response_types", "%q is not supported (only code)", r)
+		}
+	}
+	hasCode := slices.Contains(m.GrantTypes, "authorization_code")
+	if hasCode != slices.Contains(m.ResponseTypes, "code") {
+		return nil, invalid("response_types", "response type code goes with grant type authorization_code, and only with it")
+	}
+	public := m.TokenEndpointAuthMethod == "none"
+	if public && slices.Contains(m.GrantTypes, "client_credentials") {
+		return nil, invalid("grant_types", "client_credentials needs a confidential client")
+	}
+	if m.TokenEndpointAuthMethod == "private_key_jwt" && m.JWKS == "" && m.JWKSURI == "" {
+		return nil, invalid("jwks", "private_key_jwt needs jwks or jwks_uri")
+	}
+	if hasCode && len(m.RedirectURIs) == 0 {
+		return nil, invalid("redirect_uris", "at least one is required for authorization_code")
+	}
+	if !hasCode && len(m.RedirectURIs) > 0 {
+		return nil, invalid("redirect_uris", "only clients using authorization_code have redirect URIs")
+	}
+	for _, u := range m.RedirectURIs {
+		if err := checkRedirectURI(u); err != nil {
+			return nil, err
+		}
+	}
+	scopeList := strings.Fields(m.Scope)
+	if m.Scope == "" {
+		scopeList = s.scopes.Names()
+	}
+	if err := s.scopes.Check(scopeList); err != nil {
+		return nil, invalid("scope", "%v", err)
+	}
+	for field, v := range map[string]string{"logo_uri": m.LogoURI, "client_uri": m.ClientURI, "policy_uri": m.PolicyURI, "tos_uri": m.TOSURI, "jwks_uri": m.JWKSURI} {
+		if v == "" {
+			continue
+		}
+		if u, err := url.Parse(v); err != nil || u.Scheme != "https" || u.Host == "" {
+			return nil, invalid(field, "must be an absolute https URL")
+		}
+	}
+	if len(m.ClientName) > 200 {
+		return nil, invalid("client_name", "must be at most 200 characters")
+	}
+	id := m.ClientID
+	if id == "" {
+		id = secret.Random(16)
+	}
+	return &storage.Client{
+		ID: id, Public: public, Name: m.ClientName, RedirectURIs: m.RedirectURIs,
+		GrantTypes: m.GrantTypes, ResponseTypes: m.ResponseTypes, Scope: strings.Join(scopeList, " "),
+		Audience: m.Audience, TokenEndpointAuthMethod: m.TokenEndpointAuthMethod, JWKS: m.JWKS, JWKSURI: m.JWKSURI,
+		LogoURI: m.LogoURI, ClientURI: m.ClientURI, PolicyURI: m.PolicyURI, TOSURI: m.TOSURI,
+		Contacts: m.Contacts, Owner: m.Owner,
+	}, nil
+}
+
+// checkRedirectURI allows https, loopback http for native apps (RFC 8252
+// §7.3; any port at use time), and private-use schemes (§7.1). No fragments,
+// no wildcards, and no "localhost" (OAuth 2.1 calls it NOT RECOMMENDED and
+// fosite's port rule only covers IP literals).
+func checkRedirectURI(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" {
+		return invalid("redirect_uris", "%q is not an absolute URI", raw)
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return invalid("redirect_uris", "%q must not contain a fragment", raw)
+	}
+	if strings.Contains(raw, "*") {
+		return invalid("redirect_uris", "%q must not contain wildcards", raw)
+	}
+	switch u.Scheme {
+	case "https":
+		if u.Host == "" {
+			return invalid("redirect_uris", "%q has no host", raw)
+		}
+	case "http":
+		host := u.Hostname()
+		if host == "localhost" {
+			return invalid("redirect_uris", "%q: use 127.0.0.1 or [::1] instead of localhost (RFC 8252 §8.3)", raw)
+		}
+		ip := net.ParseIP(host)
+		if ip == nil || !ip.IsLoopback() {
+			return invalid("redirect_uris", "%q: http is only allowed for loopback addresses", raw)
+		}
+	default:
+		// Private-use schemes are reverse domain names (RFC 8252 §7.1).
+		if !strings.Contains(u.Scheme, ".") {
+			return invalid("redirect_uris", "%q: custom schemes must be reverse domain names such as com.example.app", raw)
+		}
+	}
+	return nil
+}

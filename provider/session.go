@@ -1,0 +1,103 @@
+package provider
+
+import (
+	"maps"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/token/jwt"
+)
+
+// Session is what Latch keeps with every grant: the OpenID session (subject,
+// ID-token claims, expiries), the claims the host app gave at approval, and
+// what the RFC 9068 access token needs. It is stored as JSON.
+type Session struct {
+	openid.DefaultSession
+	ClientID string `json:"client_id"`
+	// UserClaims are released at userinfo, filtered by granted scopes.
+	UserClaims map[string]any `json:"user_claims,omitempty"`
+	// Audience is the access token's aud when none was granted.
+	Audience []string `json:"aud,omitempty"`
+	// JKT binds the tokens to a DPoP key (RFC 9449 cnf.jkt).
+	JKT string `json:"jkt,omitempty"`
+}
+
+var (
+	_ openid.Session             = (*Session)(nil)
+	_ oauth2.JWTSessionContainer = (*Session)(nil)
+)
+
+// NewSession returns an empty session to load a stored grant into.
+func NewSession() *Session {
+	return &Session{DefaultSession: openid.DefaultSession{
+		Claims:  &jwt.IDTokenClaims{},
+		Headers: &jwt.Headers{},
+	}}
+}
+
+// UserSession builds the session for a user grant.
+func UserSession(issuer, clientID, subject string, authTime, requestedAt time.Time, acr string, idClaims, userClaims map[string]any) *Session {
+	s := NewSession()
+	s.Subject = subject
+	s.ClientID = clientID
+	s.UserClaims = userClaims
+	s.Audience = []string{issuer}
+	s.Claims = &jwt.IDTokenClaims{
+		Issuer:                              issuer,
+		Subject:                             subject,
+		AuthTime:                            authTime.UTC(),
+		RequestedAt:                         requestedAt.UTC(),
+		AuthenticationContextClassReference: acr,
+		Extra:                               idClaims,
+	}
+	return s
+}
+
+// Clone deep-copies the session (fosite clones before every refresh).
+func (s *Session) Clone() fosite.Session {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	if d, ok := s.DefaultSession.Clone().(*openid.DefaultSession); ok && d != nil {
+		c.DefaultSession = *d
+	}
+	c.UserClaims = maps.Clone(s.UserClaims)
+	c.Audience = append([]string(nil), s.Audience...)
+	return &c
+}
+
+// GetJWTClaims builds the RFC 9068 access-token claims.
+func (s *Session) GetJWTClaims() jwt.JWTClaimsContainer {
+	extra := map[string]any{"client_id": s.ClientID}
+	if s.JKT != "" {
+		extra["cnf"] = map[string]any{"jkt": s.JKT}
+	}
+	if s.Claims != nil && !s.Claims.AuthTime.IsZero() {
+		extra["auth_time"] = s.Claims.AuthTime.Unix()
+	}
+	return &atClaims{JWTClaims: &jwt.JWTClaims{Subject: s.Subject, Extra: extra}, defaultAud: s.Audience}
+}
+
+// GetJWTHeader marks the token as an access token (RFC 9068 §2.1), so it
+// cannot be confused with an ID token.
+func (s *Session) GetJWTHeader() *jwt.Headers {
+	return &jwt.Headers{Extra: map[string]any{"typ": "at+jwt"}}
+}
+
+// atClaims gives aud a default: RFC 9068 requires it, and fosite leaves it
+// empty when no audience was granted.
+type atClaims struct {
+	*jwt.JWTClaims
+	defaultAud []string
+}
+
+func (c *atClaims) With(expiry time.Time, scope, audience []string) jwt.JWTClaimsContainer {
+	if len(audience) == 0 {
+		audience = c.defaultAud
+	}
+	c.JWTClaims.With(expiry, scope, audience)
+	return c
+}

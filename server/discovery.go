@@ -1,0 +1,87 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/latchhq/latch/scopes"
+)
+
+// Metadata is the discovery document (OpenID Connect Discovery 1.0 and RFC
+// 8414 share it). It lists only what Latch really supports.
+type Metadata struct {
+	Issuer                                     string   `json:"issuer"`
+	AuthorizationEndpoint                      string   `json:"authorization_endpoint"`
+	TokenEndpoint                              string   `json:"token_endpoint"`
+	UserinfoEndpoint                           string   `json:"userinfo_endpoint"`
+	JWKSURI                                    string   `json:"jwks_uri"`
+	RevocationEndpoint                         string   `json:"revocation_endpoint"`
+	IntrospectionEndpoint                      string   `json:"introspection_endpoint"`
+	ScopesSupported                            []string `json:"scopes_supported"`
+	ResponseTypesSupported                     []string `json:"response_types_supported"`
+	ResponseModesSupported                     []string `json:"response_modes_supported"`
+	GrantTypesSupported                        []string `json:"grant_types_supported"`
+	SubjectTypesSupported                      []string `json:"subject_types_supported"`
+	IDTokenSigningAlgValuesSupported           []string `json:"id_token_signing_alg_values_supported"`
+	TokenEndpointAuthMethodsSupported          []string `json:"token_endpoint_auth_methods_supported"`
+	TokenEndpointAuthSigningAlgValuesSupported []string `json:"token_endpoint_auth_signing_alg_values_supported"`
+	RevocationEndpointAuthMethodsSupported     []string `json:"revocation_endpoint_auth_methods_supported"`
+	IntrospectionEndpointAuthMethodsSupported  []string `json:"introspection_endpoint_auth_methods_supported"`
+	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported"`
+	ClaimsSupported                            []string `json:"claims_supported"`
+	PromptValuesSupported                      []string `json:"prompt_values_supported"`
+	ClaimsParameterSupported                   bool     `json:"claims_parameter_supported"`
+	RequestParameterSupported                  bool     `json:"request_parameter_supported"`
+	RequestURIParameterSupported               bool     `json:"request_uri_parameter_supported"`
+	AuthorizationResponseIssParameterSupported bool     `json:"authorization_response_iss_parameter_supported"`
+}
+
+// clientAuthMethods are the client authentication methods fosite performs
+// for us at the token, revocation and introspection endpoints.
+var clientAuthMethods = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
+
+// Metadata builds the discovery document from the running configuration.
+func (s *Server) Metadata() Metadata {
+	iss := s.opt.Issuer
+	algs := s.opt.IDTokenSigningAlgs
+	if len(algs) == 0 {
+		algs = []string{"ES256"}
+	}
+	claims := append([]string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "at_hash"}, scopes.SupportedClaims()...)
+	return Metadata{
+		Issuer:                                     iss,
+		AuthorizationEndpoint:                      iss + "/oauth2/authorize",
+		TokenEndpoint:                              iss + "/oauth2/token",
+		UserinfoEndpoint:                           iss + "/userinfo",
+		JWKSURI:                                    iss + "/.well-known/jwks.json",
+		RevocationEndpoint:                         iss + "/oauth2/revoke",
+		IntrospectionEndpoint:                      iss + "/oauth2/introspect",
+		ScopesSupported:                            s.scopes.Names(),
+		ResponseTypesSupported:                     []string{"code"},
+		ResponseModesSupported:                     []string{"query"},
+		GrantTypesSupported:                        []string{"authorization_code", "refresh_token", "client_credentials"},
+		SubjectTypesSupported:                      []string{"public"},
+		IDTokenSigningAlgValuesSupported:           algs,
+		TokenEndpointAuthMethodsSupported:          clientAuthMethods,
+		TokenEndpointAuthSigningAlgValuesSupported: []string{"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"},
+		RevocationEndpointAuthMethodsSupported:     clientAuthMethods,
+		IntrospectionEndpointAuthMethodsSupported:  []string{"client_secret_basic", "client_secret_post", "private_key_jwt"},
+		CodeChallengeMethodsSupported:              []string{"S256"},
+		ClaimsSupported:                            claims,
+		PromptValuesSupported:                      []string{"none", "login", "consent"},
+		AuthorizationResponseIssParameterSupported: true,
+	}
+}
+
+func (s *Server) discovery(c echo.Context) error {
+	c.Response().Header().Set("Cache-Control", "public, max-age=300")
+	return c.JSON(http.StatusOK, s.Metadata())
+}
+
+// jwks publishes every unretired public key; clients cache it briefly so a
+// rotation is seen within minutes.
+func (s *Server) jwks(c echo.Context) error {
+	c.Response().Header().Set("Cache-Control", "public, max-age=60")
+	return c.JSON(http.StatusOK, s.keys.JWKS())
+}

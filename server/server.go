@@ -1,0 +1,313 @@
+// Package server is Latch's HTTP surface: the OAuth 2.1 / OpenID Connect
+// endpoints, discovery and JWKS, health and metrics, and the mounting of the
+// host app's API. It translates HTTP to the provider, storage and approval
+// packages and back, and maps every error to its wire form in one place.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/ory/fosite"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/latchhq/latch/apierror"
+	"github.com/latchhq/latch/approval"
+	"github.com/latchhq/latch/keys"
+	"github.com/latchhq/latch/scopes"
+	"github.com/latchhq/latch/secret"
+	"github.com/latchhq/latch/storage"
+)
+
+// Store is what the HTTP layer needs from storage directly.
+type Store interface {
+	Ping(ctx context.Context) error
+	Client(ctx context.Context, id string) (*storage.Client, error)
+	CreateAuthSession(ctx context.Context, a *storage.AuthSession) error
+	CompleteAuthSession(ctx context.Context, id, browserHash string) (*storage.AuthSession, error)
+	CreateLoginSession(ctx context.Context, l *storage.LoginSession) error
+	LoginSession(ctx context.Context, idHash string) (*storage.LoginSession, error)
+	Authorization(ctx context.Context, subject, clientID string) (*storage.Authorization, error)
+	APIKeyByHash(ctx context.Context, hash string) (*storage.APIKey, error)
+	RevokeGrant(ctx context.Context, requestID string) error
+}
+
+// Options are the HTTP-level settings.
+type Options struct {
+	Issuer                 string
+	ApprovalURL            string // empty: the built-in development page
+	AuthSessionLifetime    time.Duration
+	LoginSessionLifetime   time.Duration
+	MaxBodyBytes           int64
+	OpaqueAccessTokens     bool
+	IDTokenSigningAlgs     []string
+	ReadTimeout            time.Duration
+	ReadHeaderTimeout      time.Duration
+	WriteTimeout           time.Duration
+	IdleTimeout            time.Duration
+}
+
+// Deps are the server's collaborators, built by main.
+type Deps struct {
+	Store    Store
+	OAuth    *fosite.Fosite
+	Keys     *keys.Manager
+	Hasher   *secret.Hasher
+	Scopes   *scopes.Registry
+	Approval *approval.Service
+	Logger   *slog.Logger
+	Metrics  *prometheus.Registry
+	Now      func() time.Time
+}
+
+// Server is the HTTP server.
+type Server struct {
+	opt     Options
+	store   Store
+	oauth   *fosite.Fosite
+	keys    *keys.Manager
+	hasher  *secret.Hasher
+	scopes  *scopes.Registry
+	appr    *approval.Service
+	log     *slog.Logger
+	now     func() time.Time
+	secure  bool
+	echo    *echo.Echo
+	metrics *httpMetrics
+	// API is the /api group (admin API key required), for other packages'
+	// routes.
+	API *echo.Group
+}
+
+// New builds the server and its routes.
+func New(opt Options, d Deps) *Server {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.Metrics == nil {
+		d.Metrics = prometheus.NewRegistry()
+	}
+	s := &Server{
+		opt: opt, store: d.Store, oauth: d.OAuth, keys: d.Keys, hasher: d.Hasher, scopes: d.Scopes,
+		appr: d.Approval, log: d.Logger, now: d.Now,
+		secure:  strings.HasPrefix(opt.Issuer, "https://"),
+		metrics: newHTTPMetrics(d.Metrics),
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}))
+	e.Use(s.metrics.middleware)
+	e.Use(s.accessLog)
+	e.Use(s.limitBody)
+	e.Use(securityHeaders)
+
+	e.GET("/.well-known/openid-configuration", s.discovery)
+	e.GET("/.well-known/oauth-authorization-server", s.discovery)
+	e.GET("/.well-known/jwks.json", s.jwks)
+	e.GET("/oauth2/authorize", s.authorize)
+	e.POST("/oauth2/authorize", s.authorize)
+	e.GET(approval.ResumePath, s.resume)
+	e.POST("/oauth2/token", s.token)
+	e.POST("/oauth2/revoke", s.revoke)
+	e.POST("/oauth2/introspect", s.introspect)
+	e.GET("/userinfo", s.userinfo)
+	e.POST("/userinfo", s.userinfo)
+	e.GET("/health/alive", s.alive)
+	e.GET("/health/ready", s.ready)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Metrics, promhttp.HandlerOpts{})))
+	e.GET("/api/scopes", s.listScopes)
+
+	s.API = e.Group("/api", noStore, s.requireAPIKey)
+	s.appr.Register(s.API)
+	if opt.ApprovalURL == "" {
+		s.appr.RegisterDevPage(e)
+	}
+	s.echo = e
+	return s
+}
+
+// Handler is the server's http.Handler (for tests and embedding).
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Echo exposes the router so other packages can mount routes.
+func (s *Server) Echo() *echo.Echo { return s.echo }
+
+// HTTPServer wraps the handler with the configured timeouts; a slow client
+// can hold a connection only as long as they allow.
+func (s *Server) HTTPServer(addr string) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           s.echo,
+		ReadTimeout:       s.opt.ReadTimeout,
+		ReadHeaderTimeout: s.opt.ReadHeaderTimeout,
+		WriteTimeout:      s.opt.WriteTimeout,
+		IdleTimeout:       s.opt.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// handleError renders every error that reaches echo: our REST errors as
+// {"error","error_description"}, echo's own (404 route, 405) likewise, and
+// anything else as an opaque 500 whose cause is logged, never sent.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	var (
+		ae *apierror.Error
+		he *echo.HTTPError
+	)
+	switch {
+	case errors.As(err, &ae):
+	case errors.As(err, &he):
+		ae = &apierror.Error{Status: he.Code, Code: httpCode(he.Code), Description: strings.ToLower(http.StatusText(he.Code))}
+		if m, ok := he.Message.(string); ok && he.Code < 500 {
+			ae.Description = m
+		}
+	default:
+		ae = apierror.Internal(err)
+	}
+	if ae.Status >= 500 {
+		s.log.Error("request failed", "method", c.Request().Method, "path", c.Path(), "err", ae)
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	_ = c.JSON(ae.Status, map[string]string{"error": ae.Code, "error_description": ae.Description})
+}
+
+func httpCode(status int) string {
+	switch status {
+	case http.StatusNotFound:
+		return "not_found"
+	case http.StatusMethodNotAllowed:
+		return "method_not_allowed"
+	case http.StatusRequestEntityTooLarge:
+		return "invalid_request"
+	case http.StatusUnauthorized:
+		return "unauthorized"
+	}
+	if status >= 500 {
+		return "server_error"
+	}
+	return "invalid_request"
+}
+
+func (s *Server) logPanic(c echo.Context, err error, stack []byte) error {
+	s.log.Error("panic", "path", c.Path(), "err", err, "stack", string(stack))
+	return err
+}
+
+// accessLog logs the route, never the raw URL: query strings can carry
+// codes, states and session ids.
+func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		s.log.Debug("http", "method", c.Request().Method, "route", c.Path(),
+			"status", c.Response().Status, "dur_ms", time.Since(start).Milliseconds())
+		return nil
+	}
+}
+
+func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if s.opt.MaxBodyBytes > 0 {
+			r := c.Request()
+			if r.ContentLength > s.opt.MaxBodyBytes {
+				return &apierror.Error{Status: http.StatusRequestEntityTooLarge, Code: "invalid_request", Description: "body too large"}
+			}
+			r.Body = http.MaxBytesReader(c.Response(), r.Body, s.opt.MaxBodyBytes)
+		}
+		return next(c)
+	}
+}
+
+// securityHeaders keeps pages out of frames and limits what they may load.
+func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; frame-ancestors 'none'; base-uri 'none'")
+		return next(c)
+	}
+}
+
+// noStore keeps API answers (sessions, secrets) out of caches.
+func noStore(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Response().Header().Set("Cache-Control", "no-store")
+		c.Response().Header().Set("Pragma", "no-cache")
+		return next(c)
+	}
+}
+
+func (s *Server) alive(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) ready(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.Warn("readiness: database unreachable", "err", err)
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "database unreachable"})
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) listScopes(c echo.Context) error {
+	return c.JSON(http.StatusOK, s.scopes.All())
+}
+
+// httpMetrics counts requests by route and status.
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
+	m := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latch_http_requests_total", Help: "HTTP requests by route, method and status.",
+		}, []string{"route", "method", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "latch_http_request_duration_seconds", Help: "HTTP request latency by route.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"route"}),
+	}
+	reg.MustRegister(m.requests, m.duration)
+	return m
+}
+
+func (m *httpMetrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		m.requests.WithLabelValues(route, c.Request().Method, strconv.Itoa(c.Response().Status)).Inc()
+		m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		return nil
+	}
+}

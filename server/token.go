@@ -1,0 +1,214 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	"github.com/ory/fosite"
+
+	"github.com/latchhq/latch/provider"
+	"github.com/latchhq/latch/scopes"
+)
+
+// Revoker revokes a whole grant family (every token sharing a request id).
+type Revoker interface {
+	RevokeGrant(ctx context.Context, requestID string) error
+}
+
+// token is the token endpoint: authorization_code, refresh_token and
+// client_credentials, all through fosite, with concurrency outcomes mapped
+// to invalid_grant here.
+func (s *Server) token(c echo.Context) error {
+	ctx := c.Request().Context()
+	sess := provider.NewSession()
+	ar, err := s.oauth.NewAccessRequest(ctx, c.Request(), sess)
+	if err != nil {
+		return s.tokenError(c, ar, err)
+	}
+	if ar.GetGrantTypes().ExactOne("client_credentials") {
+		if err := s.grantClientCredentials(ar, sess); err != nil {
+			return s.tokenError(c, ar, err)
+		}
+	}
+	resp, err := s.oauth.NewAccessResponse(ctx, ar)
+	if err != nil {
+		return s.tokenError(c, ar, s.raceLost(ctx, ar, err))
+	}
+	s.oauth.WriteAccessResponse(ctx, c.Response(), ar, resp)
+	return nil
+}
+
+// grantClientCredentials grants the requested scopes (fosite has already
+// checked them against the client's) and makes the client the subject, as
+// RFC 9068 §2.2 asks for tokens with no user.
+func (s *Server) grantClientCredentials(ar fosite.AccessRequester, sess *provider.Session) error {
+	if unknown := s.scopes.Unknown(ar.GetRequestedScopes()); len(unknown) > 0 {
+		return fosite.ErrInvalidScope.WithHintf("Unknown scope(s): %s.", strings.Join(unknown, " "))
+	}
+	for _, sc := range ar.GetRequestedScopes() {
+		if sc == "openid" || sc == "offline_access" {
+			return fosite.ErrInvalidScope.WithHintf("Scope %q needs a user; client_credentials has none.", sc)
+		}
+		ar.GrantScope(sc)
+	}
+	for _, aud := range ar.GetRequestedAudience() {
+		ar.GrantAudience(aud)
+	}
+	id := ar.GetClient().GetID()
+	sess.Subject, sess.ClientID = id, id
+	sess.Audience = []string{s.opt.Issuer}
+	return nil
+}
+
+// raceLost turns the loser of a concurrent redemption into invalid_grant.
+// fosite reports a code or refresh token spent between its read and our
+// conditional update as a server error; it is a replay, and our reuse
+// policy revokes the grant family exactly as for a sequential replay.
+func (s *Server) raceLost(ctx context.Context, ar fosite.AccessRequester, err error) error {
+	var hint string
+	switch {
+	case errors.Is(err, fosite.ErrInvalidatedAuthorizeCode):
+		hint = "The authorization code has already been used."
+	case errors.Is(err, fosite.ErrInactiveToken) && ar.GetGrantTypes().ExactOne("refresh_token"):
+		hint = "The refresh token has already been used."
+	default:
+		return err
+	}
+	if id := ar.GetID(); id != "" {
+		if rErr := s.store.RevokeGrant(context.WithoutCancel(ctx), id); rErr != nil {
+			s.log.Error("revoke replayed grant", "err", rErr)
+		}
+	}
+	return fosite.ErrInvalidGrant.WithHint(hint)
+}
+
+// tokenError writes an OAuth error from the token endpoint; a failed client
+// authentication also carries WWW-Authenticate (RFC 6749 §5.2).
+func (s *Server) tokenError(c echo.Context, ar fosite.AccessRequester, err error) error {
+	rfc := fosite.ErrorToRFC6749Error(err)
+	if rfc.CodeField >= 500 {
+		s.log.Error("token request failed", "err", err)
+	}
+	if rfc.ErrorField == fosite.ErrInvalidClient.ErrorField {
+		c.Response().Header().Set("WWW-Authenticate", `Basic realm="latch", charset="UTF-8"`)
+	}
+	s.oauth.WriteAccessError(c.Request().Context(), c.Response(), ar, err)
+	return nil
+}
+
+// revoke is RFC 7009 revocation; fosite authenticates the client and only
+// revokes that client's own tokens.
+func (s *Server) revoke(c echo.Context) error {
+	ctx := c.Request().Context()
+	err := s.oauth.NewRevocationRequest(ctx, c.Request())
+	if err != nil && fosite.ErrorToRFC6749Error(err).ErrorField == fosite.ErrInvalidClient.ErrorField {
+		c.Response().Header().Set("WWW-Authenticate", `Basic realm="latch", charset="UTF-8"`)
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	s.oauth.WriteRevocationResponse(ctx, c.Response(), err)
+	return nil
+}
+
+// introspect is RFC 7662 introspection. The caller must authenticate as a
+// client or with an admin API key; a token is never its own credential. A
+// client learns only about tokens issued to it or naming it in aud.
+func (s *Server) introspect(c echo.Context) error {
+	ctx := c.Request().Context()
+	c.Response().Header().Set("Cache-Control", "no-store")
+	r := c.Request()
+	if err := r.ParseForm(); err != nil {
+		return s.introspectError(c, fosite.ErrInvalidRequest.WithHint("The request body could not be parsed."))
+	}
+	callerID, isAPIKey := "", false
+	if r.Header.Get("X-API-Key") != "" {
+		if _, err := s.apiKey(c); err != nil {
+			return err
+		}
+		isAPIKey = true
+	} else {
+		client, err := s.oauth.AuthenticateClient(ctx, r, r.PostForm)
+		if err != nil {
+			return s.introspectError(c, err)
+		}
+		callerID = client.GetID()
+	}
+	token := r.PostForm.Get("token")
+	if token == "" {
+		return s.introspectError(c, fosite.ErrInvalidRequest.WithHint("The token parameter is required."))
+	}
+	sess := provider.NewSession()
+	use, ar, err := s.oauth.IntrospectToken(ctx, token, fosite.TokenType(r.PostForm.Get("token_type_hint")), sess)
+	if err != nil {
+		return c.JSON(http.StatusOK, map[string]any{"active": false})
+	}
+	if !isAPIKey && ar.GetClient().GetID() != callerID && !slices.Contains(ar.GetGrantedAudience(), callerID) {
+		return c.JSON(http.StatusOK, map[string]any{"active": false})
+	}
+	out := map[string]any{
+		"active":     true,
+		"client_id":  ar.GetClient().GetID(),
+		"scope":      strings.Join(ar.GetGrantedScopes(), " "),
+		"sub":        sess.GetSubject(),
+		"iss":        s.opt.Issuer,
+		"iat":        ar.GetRequestedAt().Unix(),
+		"token_type": "Bearer",
+	}
+	if use == fosite.RefreshToken {
+		out["token_use"] = "refresh_token"
+		delete(out, "token_type")
+	} else {
+		out["token_use"] = "access_token"
+	}
+	if exp := sess.GetExpiresAt(use); !exp.IsZero() {
+		out["exp"] = exp.Unix()
+	}
+	aud := ar.GetGrantedAudience()
+	if len(aud) == 0 {
+		aud = sess.Audience
+	}
+	if len(aud) > 0 {
+		out["aud"] = aud
+	}
+	if sess.JKT != "" {
+		out["token_type"] = "DPoP"
+		out["cnf"] = map[string]string{"jkt": sess.JKT}
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) introspectError(c echo.Context, err error) error {
+	rfc := fosite.ErrorToRFC6749Error(err)
+	if rfc.ErrorField == fosite.ErrInvalidClient.ErrorField {
+		c.Response().Header().Set("WWW-Authenticate", `Basic realm="latch", charset="UTF-8"`)
+	}
+	return c.JSON(rfc.CodeField, map[string]string{"error": rfc.ErrorField, "error_description": rfc.GetDescription()})
+}
+
+// userinfo returns the claims the host app gave at approval, filtered by the
+// granted scopes. The access token comes only from the Authorization header.
+func (s *Server) userinfo(c echo.Context) error {
+	ctx := c.Request().Context()
+	c.Response().Header().Set("Cache-Control", "no-store")
+	scheme, token, _ := strings.Cut(c.Request().Header.Get("Authorization"), " ")
+	if !strings.EqualFold(scheme, "Bearer") || token == "" {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="latch"`)
+		return c.JSON(http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": "A bearer access token in the Authorization header is required."})
+	}
+	sess := provider.NewSession()
+	use, ar, err := s.oauth.IntrospectToken(ctx, token, fosite.AccessToken, sess)
+	if err != nil || use != fosite.AccessToken {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="latch", error="invalid_token"`)
+		return c.JSON(http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": "The access token is invalid, expired or revoked."})
+	}
+	if !ar.GetGrantedScopes().Has("openid") {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="latch", error="insufficient_scope", scope="openid"`)
+		return c.JSON(http.StatusForbidden, map[string]string{"error": "insufficient_scope", "error_description": "The access token was not granted the openid scope."})
+	}
+	claims := scopes.Claims(ar.GetGrantedScopes(), sess.UserClaims)
+	claims["sub"] = sess.GetSubject()
+	return c.JSON(http.StatusOK, claims)
+}
