@@ -264,7 +264,7 @@ func (s *Server) finishAuthorize(c echo.Context, ar fosite.AuthorizeRequester, g
 func (s *Server) authorizeError(c echo.Context, ar fosite.AuthorizeRequester, err error) error {
 	rfc := fosite.ErrorToRFC6749Error(err)
 	if rfc.CodeField >= 500 {
-		s.log.Error("authorization request failed", "err", err)
+		s.log.Error("authorization request failed", "err", err, "cause", rfc.Cause(), "debug", rfc.Debug())
 	}
 	if ar == nil || !ar.IsRedirectURIValid() || ar.GetRedirectURI() == nil {
 		c.Response().Header().Set("Cache-Control", "no-store")

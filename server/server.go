@@ -42,17 +42,17 @@ type Store interface {
 
 // Options are the HTTP-level settings.
 type Options struct {
-	Issuer                 string
-	ApprovalURL            string // empty: the built-in development page
-	AuthSessionLifetime    time.Duration
-	LoginSessionLifetime   time.Duration
-	MaxBodyBytes           int64
-	OpaqueAccessTokens     bool
-	IDTokenSigningAlgs     []string
-	ReadTimeout            time.Duration
-	ReadHeaderTimeout      time.Duration
-	WriteTimeout           time.Duration
-	IdleTimeout            time.Duration
+	Issuer               string
+	ApprovalURL          string // empty: the built-in development page
+	AuthSessionLifetime  time.Duration
+	LoginSessionLifetime time.Duration
+	MaxBodyBytes         int64
+	OpaqueAccessTokens   bool
+	IDTokenSigningAlgs   []string
+	ReadTimeout          time.Duration
+	ReadHeaderTimeout    time.Duration
+	WriteTimeout         time.Duration
+	IdleTimeout          time.Duration
 }
 
 // Deps are the server's collaborators, built by main.

@@ -91,7 +91,7 @@ func (s *Server) raceLost(ctx context.Context, ar fosite.AccessRequester, err er
 func (s *Server) tokenError(c echo.Context, ar fosite.AccessRequester, err error) error {
 	rfc := fosite.ErrorToRFC6749Error(err)
 	if rfc.CodeField >= 500 {
-		s.log.Error("token request failed", "err", err)
+		s.log.Error("token request failed", "err", err, "cause", rfc.Cause(), "debug", rfc.Debug())
 	}
 	if rfc.ErrorField == fosite.ErrInvalidClient.ErrorField {
 		c.Response().Header().Set("WWW-Authenticate", `Basic realm="latch", charset="UTF-8"`)
@@ -132,6 +132,10 @@ func (s *Server) introspect(c echo.Context) error {
 	} else {
 		client, err := s.oauth.AuthenticateClient(ctx, r, r.PostForm)
 		if err != nil {
+			if fosite.ErrorToRFC6749Error(err).ErrorField == fosite.ErrInvalidRequest.ErrorField {
+				// No client credentials at all (a bearer token does not count).
+				err = fosite.ErrInvalidClient.WithHint("Authenticate as a client (client_secret_basic, client_secret_post, private_key_jwt) or with X-API-Key.")
+			}
 			return s.introspectError(c, err)
 		}
 		callerID = client.GetID()

@@ -54,6 +54,15 @@ func (AuthSession) TableName() string { return "auth_sessions" }
 func (s *Store) CreateAuthSession(ctx context.Context, a *AuthSession) error {
 	a.State = AuthPending
 	a.CreatedAt = s.now()
+	if a.RequestedScopes == nil {
+		a.RequestedScopes = []string{}
+	}
+	if a.GrantedScopes == nil {
+		a.GrantedScopes = []string{}
+	}
+	if a.Claims == nil {
+		a.Claims = map[string]any{}
+	}
 	return translate(s.conn(ctx).Create(a).Error)
 }
 
@@ -159,6 +168,9 @@ func (LoginSession) TableName() string { return "login_sessions" }
 // CreateLoginSession stores a login session under the hash of its cookie.
 func (s *Store) CreateLoginSession(ctx context.Context, l *LoginSession) error {
 	l.CreatedAt = s.now()
+	if l.Claims == nil {
+		l.Claims = map[string]any{}
+	}
 	return translate(s.conn(ctx).Create(l).Error)
 }
 
@@ -196,7 +208,7 @@ func (s *Store) RememberAuthorization(ctx context.Context, subject, clientID str
 			return err
 		}
 		now := s.now()
-		a := Authorization{Subject: subject, ClientID: clientID, Scopes: scopes, CreatedAt: now, UpdatedAt: now}
+		a := Authorization{Subject: subject, ClientID: clientID, Scopes: union(nil, scopes), CreatedAt: now, UpdatedAt: now}
 		if existing != nil {
 			a.CreatedAt = existing.CreatedAt
 			a.Scopes = union(existing.Scopes, scopes)
