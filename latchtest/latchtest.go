@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,7 +45,24 @@ type Options struct {
 	Configure func(*config.Config)
 	// DevPage leaves approval_url empty (the built-in consent page).
 	DevPage bool
+	// Now is Latch's clock (sessions, keys, storage expiry); nil is time.Now.
+	Now func() time.Time
 }
+
+// Clock is a settable clock for expiry tests.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock starts at the current time.
+func NewClock() *Clock { return &Clock{t: time.Now()} }
+
+// Now reads the clock.
+func (c *Clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+// Advance moves the clock forward.
+func (c *Clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 // Env is one running Latch.
 type Env struct {
@@ -89,7 +107,7 @@ func Start(t testing.TB, o Options) *Env {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	ctx := context.Background()
-	a, err := app.Open(ctx, cfg, log, app.Options{Migrate: true})
+	a, err := app.Open(ctx, cfg, log, app.Options{Migrate: true, Now: o.Now})
 	if err != nil {
 		t.Fatalf("open app: %v", err)
 	}

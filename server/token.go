@@ -24,6 +24,11 @@ type Revoker interface {
 // to invalid_grant here.
 func (s *Server) token(c echo.Context) error {
 	ctx := c.Request().Context()
+	if gt := c.Request().PostFormValue("grant_type"); gt != "" && !slices.Contains(grantTypes, gt) {
+		// fosite reports a grant no handler knows as invalid_request;
+		// RFC 6749 §5.2 names it unsupported_grant_type.
+		return s.tokenError(c, nil, fosite.ErrUnsupportedGrantType.WithHintf("grant_type %q is not supported.", gt))
+	}
 	sess := provider.NewSession()
 	ar, err := s.oauth.NewAccessRequest(ctx, c.Request(), sess)
 	if err != nil {
@@ -41,6 +46,10 @@ func (s *Server) token(c echo.Context) error {
 	s.oauth.WriteAccessResponse(ctx, c.Response(), ar, resp)
 	return nil
 }
+
+// grantTypes are the grants Latch serves (password and implicit are gone in
+// OAuth 2.1).
+var grantTypes = []string{"authorization_code", "refresh_token", "client_credentials"}
 
 // grantClientCredentials grants the requested scopes (fosite has already
 // checked them against the client's) and makes the client the subject, as
