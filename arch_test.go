@@ -1,0 +1,77 @@
+package main
+
+import (
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestArchitecture keeps the layering honest: storage knows nothing of HTTP,
+// production code never imports testing helpers, every package says what it
+// is for.
+func TestArchitecture(t *testing.T) {
+	const mod = "github.com/latchhq/latch/"
+	forbidden := map[string][]string{
+		"storage":    {"net/http", "github.com/labstack/echo/v4"},
+		"migrations": {"net/http", "github.com/labstack/echo/v4"},
+		"keys":       {"net/http", "github.com/labstack/echo/v4"},
+		"secret":     {"net/http", "github.com/labstack/echo/v4"},
+		"scopes":     {"net/http", "github.com/labstack/echo/v4"},
+		"config":     {"net/http", "github.com/labstack/echo/v4"},
+	}
+	docs := map[string]bool{}
+	fset := token.NewFileSet()
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") || d.Name() == "node_modules" || d.Name() == "testdata") && path != "." {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly|parser.ParseComments)
+		if err != nil {
+			return err
+		}
+		dir := filepath.ToSlash(filepath.Dir(path))
+		if _, ok := docs[dir]; !ok {
+			docs[dir] = false
+		}
+		if f.Doc != nil && strings.HasPrefix(f.Doc.Text(), "Package "+f.Name.Name) || f.Name.Name == "main" && f.Doc != nil {
+			docs[dir] = true
+		}
+		top := strings.SplitN(dir, "/", 2)[0]
+		for _, imp := range f.Imports {
+			p, _ := strconv.Unquote(imp.Path.Value)
+			for _, bad := range forbidden[top] {
+				if p == bad {
+					t.Errorf("%s imports %s: %s must not depend on HTTP", path, p, top)
+				}
+			}
+			isTestHelper := strings.HasSuffix(p, "/latchtest") || strings.Contains(p, "/conformance")
+			if (p == "testing" || isTestHelper && strings.HasPrefix(p, mod)) && !testHelperPackage(dir) {
+				t.Errorf("%s imports %s: production code must not import test helpers", path, p)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for dir, ok := range docs {
+		if !ok {
+			t.Errorf("package %s has no doc comment (// Package <name> ...)", dir)
+		}
+	}
+}
+
+// testHelperPackage names the packages that exist only for tests.
+func testHelperPackage(dir string) bool {
+	return strings.HasPrefix(dir, "latchtest") || strings.Contains(dir, "conformance") || strings.Contains(dir, "pgtest")
+}
