@@ -45,6 +45,9 @@ type Options struct {
 	Configure func(*config.Config)
 	// DevPage leaves approval_url empty (the built-in consent page).
 	DevPage bool
+	// Logger receives Latch's logs; nil discards them (or shows warnings
+	// under -v).
+	Logger *slog.Logger
 	// Now is Latch's clock (sessions, keys, storage expiry); nil is time.Now.
 	Now func() time.Time
 }
@@ -106,6 +109,9 @@ func Start(t testing.TB, o Options) *Env {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
+	if o.Logger != nil {
+		log = o.Logger
+	}
 	ctx := context.Background()
 	a, err := app.Open(ctx, cfg, log, app.Options{Migrate: true, Now: o.Now})
 	if err != nil {
@@ -124,6 +130,14 @@ func Start(t testing.TB, o Options) *Env {
 		a.Close()
 	})
 	return &Env{T: t, URL: issuer, App: a, Server: srv, HTTP: hs, Config: cfg}
+}
+
+// With returns a copy of e that reports failures to t, for parallel
+// subtests sharing one instance.
+func (e *Env) With(t testing.TB) *Env {
+	c := *e
+	c.T = t
+	return &c
 }
 
 type testWriter struct{ t testing.TB }
