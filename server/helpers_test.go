@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"net/url"
+
 	"github.com/latchhq/latch/config"
 )
 
@@ -13,4 +15,12 @@ func withScopes(spec string) func(*config.Config) {
 		}
 		c.Scopes = cfg.Scopes
 	}
+}
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
 }
