@@ -133,7 +133,6 @@ func (a *App) Server() *server.Server {
 		AuthSessionLifetime:  cfg.Approval.SessionLifetime,
 		LoginSessionLifetime: cfg.Login.SessionLifetime,
 		MaxBodyBytes:         cfg.HTTP.MaxBodyBytes,
-		OpaqueAccessTokens:   cfg.Tokens.AccessTokenFormat == config.AccessTokenOpaque,
 		ReadTimeout:          cfg.HTTP.ReadTimeout,
 		ReadHeaderTimeout:    cfg.HTTP.ReadHeaderTimeout,
 		WriteTimeout:         cfg.HTTP.WriteTimeout,

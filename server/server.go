@@ -47,7 +47,6 @@ type Options struct {
 	AuthSessionLifetime  time.Duration
 	LoginSessionLifetime time.Duration
 	MaxBodyBytes         int64
-	OpaqueAccessTokens   bool
 	IDTokenSigningAlgs   []string
 	ReadTimeout          time.Duration
 	ReadHeaderTimeout    time.Duration

@@ -14,11 +14,6 @@ import (
 	"github.com/latchhq/latch/scopes"
 )
 
-// Revoker revokes a whole grant family (every token sharing a request id).
-type Revoker interface {
-	RevokeGrant(ctx context.Context, requestID string) error
-}
-
 // token is the token endpoint: authorization_code, refresh_token and
 // client_credentials, all through fosite, with concurrency outcomes mapped
 // to invalid_grant here.
