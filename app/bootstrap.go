@@ -6,7 +6,6 @@ import (
 	"io"
 
 	"github.com/latchhq/latch/clients"
-	"github.com/latchhq/latch/secret"
 	"github.com/latchhq/latch/storage"
 )
 
@@ -79,12 +78,8 @@ func (a *App) Clients() *clients.Service {
 
 // CreateAPIKey makes a new admin key and returns it in plaintext, once.
 func (a *App) CreateAPIKey(ctx context.Context, name string) (string, error) {
-	plain := "latch_" + secret.New()
-	k := &storage.APIKey{ID: secret.Random(9), Name: name, Hash: a.Hasher.Sum("apikey", plain)}
-	if err := a.Store.CreateAPIKey(ctx, k); err != nil {
-		return "", fmt.Errorf("create api key: %w", err)
-	}
-	return plain, nil
+	_, plain, err := a.NewAPIKey(ctx, name)
+	return plain, err
 }
 
 func (a *App) anyAPIKey(ctx context.Context) (bool, error) {

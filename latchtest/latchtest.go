@@ -44,6 +44,11 @@ type Options struct {
 	Configure func(*config.Config)
 	// DevPage leaves approval_url empty (the built-in consent page).
 	DevPage bool
+	// Now replaces the clock (expiry tests without sleeping).
+	Now func() time.Time
+	// Log, when set, receives every log line at debug level (tests that
+	// check what is logged).
+	Log io.Writer
 }
 
 // Env is one running Latch.
@@ -88,8 +93,11 @@ func Start(t testing.TB, o Options) *Env {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
+	if o.Log != nil {
+		log = slog.New(slog.NewTextHandler(o.Log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	ctx := context.Background()
-	a, err := app.Open(ctx, cfg, log, app.Options{Migrate: true})
+	a, err := app.Open(ctx, cfg, log, app.Options{Migrate: true, Now: o.Now})
 	if err != nil {
 		t.Fatalf("open app: %v", err)
 	}
