@@ -126,8 +126,9 @@ func (a *App) Server() *server.Server {
 	cfg := a.Config
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	appr := approval.New(a.Store, a.Scopes, cfg.Issuer, a.Now, nil)
-	return server.New(server.Options{
+	rec := a.Audit()
+	appr := approval.New(a.Store, a.Scopes, cfg.Issuer, a.Now, rec)
+	srv := server.New(server.Options{
 		Issuer:               cfg.Issuer,
 		ApprovalURL:          cfg.Approval.URL,
 		AuthSessionLifetime:  cfg.Approval.SessionLifetime,
@@ -139,8 +140,10 @@ func (a *App) Server() *server.Server {
 		IdleTimeout:          cfg.HTTP.IdleTimeout,
 	}, server.Deps{
 		Store: a.Store, OAuth: a.Provider(), Keys: a.Keys, Hasher: a.Hasher, Scopes: a.Scopes,
-		Approval: appr, Logger: a.Log, Metrics: reg, Now: a.Now,
+		Approval: appr, Logger: a.Log, Metrics: reg, Now: a.Now, Audit: rec,
 	})
+	a.mountManagement(srv, rec)
+	return srv
 }
 
 // Close releases the database.

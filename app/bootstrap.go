@@ -6,7 +6,6 @@ import (
 	"io"
 
 	"github.com/latchhq/latch/clients"
-	"github.com/latchhq/latch/secret"
 	"github.com/latchhq/latch/storage"
 )
 
@@ -73,16 +72,14 @@ func (a *App) Bootstrap(ctx context.Context, out io.Writer) error {
 }
 
 // Clients returns the client registration service.
-func (a *App) Clients() *clients.Service { return clients.New(a.Store, a.Hasher, a.Scopes) }
+func (a *App) Clients() *clients.Service {
+	return clients.New(a.Store, a.Hasher, a.Scopes).WithAudit(a.Audit())
+}
 
 // CreateAPIKey makes a new admin key and returns it in plaintext, once.
 func (a *App) CreateAPIKey(ctx context.Context, name string) (string, error) {
-	plain := "latch_" + secret.New()
-	k := &storage.APIKey{ID: secret.Random(9), Name: name, Hash: a.Hasher.Sum("apikey", plain)}
-	if err := a.Store.CreateAPIKey(ctx, k); err != nil {
-		return "", fmt.Errorf("create api key: %w", err)
-	}
-	return plain, nil
+	_, plain, err := a.NewAPIKey(ctx, name)
+	return plain, err
 }
 
 func (a *App) anyAPIKey(ctx context.Context) (bool, error) {

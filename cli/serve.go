@@ -17,6 +17,10 @@ import (
 // to reach this one.
 const keyReloadInterval = 30 * time.Second
 
+// auditPruneInterval is how often audit events past audit.retention are
+// deleted (until a janitor takes this over).
+const auditPruneInterval = time.Hour
+
 func newServe(e *env) *cobra.Command {
 	var migrate bool
 	cmd := &cobra.Command{
@@ -55,6 +59,7 @@ func (e *env) serve(cmd *cobra.Command, migrate bool) error {
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
 	go a.Keys.Run(bg, keyReloadInterval)
+	go a.Audit().RunPruner(bg, cfg.Audit.Retention, auditPruneInterval, a.Now)
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

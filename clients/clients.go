@@ -4,12 +4,17 @@ package clients
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 
+	jose "github.com/go-jose/go-jose/v3"
+
+	"github.com/latchhq/latch/audit"
 	"github.com/latchhq/latch/scopes"
 	"github.com/latchhq/latch/secret"
 	"github.com/latchhq/latch/storage"
@@ -20,16 +25,25 @@ type Store interface {
 	CreateClient(ctx context.Context, c *storage.Client) error
 }
 
-// Service creates clients.
+// Service creates and manages clients.
 type Service struct {
 	store  Store
 	hasher *secret.Hasher
 	scopes *scopes.Registry
+	audit  *audit.Recorder
 }
 
-// New builds the service.
+// New builds the service. Create works with any Store; the management
+// methods need a ManageStore.
 func New(store Store, hasher *secret.Hasher, reg *scopes.Registry) *Service {
 	return &Service{store: store, hasher: hasher, scopes: reg}
+}
+
+// WithAudit makes the service record what it changes.
+func (s *Service) WithAudit(r *audit.Recorder) *Service {
+	c := *s
+	c.audit = r
+	return &c
 }
 
 // Metadata is the RFC 7591 registration request (plus owner).
@@ -88,6 +102,7 @@ func (s *Service) Create(ctx context.Context, m Metadata) (*storage.Client, stri
 	if err := s.store.CreateClient(ctx, c); err != nil {
 		return nil, "", err
 	}
+	s.audit.Record(ctx, audit.Event{Name: audit.ClientCreated, ClientID: c.ID, Details: clientDetails(c)})
 	return c, plain, nil
 }
 
@@ -101,6 +116,9 @@ func (s *Service) Build(m Metadata) (*storage.Client, error) {
 	}
 	if m.GrantTypes == nil {
 		m.GrantTypes = []string{"authorization_code"}
+	}
+	if len(m.GrantTypes) == 0 {
+		return nil, invalid("grant_types", "at least one grant type is required")
 	}
 	if m.ResponseTypes == nil {
 		m.ResponseTypes = []string{}
@@ -124,12 +142,21 @@ func (s *Service) Build(m Metadata) (*storage.Client, error) {
 	if hasCode != slices.Contains(m.ResponseTypes, "code") {
 		return nil, invalid("response_types", "response type code goes with grant type authorization_code, and only with it")
 	}
+	if slices.Contains(m.GrantTypes, "refresh_token") && !hasCode {
+		return nil, invalid("grant_types", "refresh_token goes with authorization_code (client_credentials clients ask for a new token instead)")
+	}
 	public := m.TokenEndpointAuthMethod == "none"
 	if public && slices.Contains(m.GrantTypes, "client_credentials") {
 		return nil, invalid("grant_types", "client_credentials needs a confidential client")
 	}
 	if m.TokenEndpointAuthMethod == "private_key_jwt" && m.JWKS == "" && m.JWKSURI == "" {
 		return nil, invalid("jwks", "private_key_jwt needs jwks or jwks_uri")
+	}
+	if m.JWKS != "" && m.JWKSURI != "" {
+		return nil, invalid("jwks", "give jwks or jwks_uri, not both (RFC 7591 §2)")
+	}
+	if err := checkJWKS(m.JWKS); err != nil {
+		return nil, err
 	}
 	if hasCode && len(m.RedirectURIs) == 0 {
 		return nil, invalid("redirect_uris", "at least one is required for authorization_code")
@@ -159,6 +186,15 @@ func (s *Service) Build(m Metadata) (*storage.Client, error) {
 	}
 	if len(m.ClientName) > 200 {
 		return nil, invalid("client_name", "must be at most 200 characters")
+	}
+	if err := checkContacts(m.Contacts); err != nil {
+		return nil, err
+	}
+	if len(m.Owner) > 255 {
+		return nil, invalid("owner", "must be at most 255 characters")
+	}
+	if m.ClientID != "" && !clientIDPattern.MatchString(m.ClientID) {
+		return nil, invalid("client_id", "must be 1 to 100 characters from A-Z a-z 0-9 . _ ~ -")
 	}
 	id := m.ClientID
 	if id == "" {
@@ -209,4 +245,48 @@ func checkRedirectURI(raw string) error {
 		}
 	}
 	return nil
+}
+
+// clientIDPattern keeps chosen ids URL- and header-safe (they travel in
+// Basic auth, URLs and JWT claims).
+var clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,100}$`)
+
+// checkJWKS accepts a key set of public keys only: a private key sent here
+// would be stored where it does not belong.
+func checkJWKS(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal([]byte(raw), &set); err != nil {
+		return invalid("jwks", "must be a JSON Web Key Set object {\"keys\": [...]}: %v", err)
+	}
+	if len(set.Keys) == 0 {
+		return invalid("jwks", "must contain at least one key")
+	}
+	for _, k := range set.Keys {
+		if !k.IsPublic() {
+			return invalid("jwks", "key %q is a private key; register only public keys", k.KeyID)
+		}
+	}
+	return nil
+}
+
+func checkContacts(contacts []string) error {
+	if len(contacts) > 20 {
+		return invalid("contacts", "at most 20 contacts")
+	}
+	for _, c := range contacts {
+		if strings.TrimSpace(c) == "" || len(c) > 254 {
+			return invalid("contacts", "each contact must be a non-empty string of at most 254 characters")
+		}
+	}
+	return nil
+}
+
+// clientDetails is what the audit log keeps about a client: metadata, never
+// its secret.
+func clientDetails(c *storage.Client) map[string]any {
+	return map[string]any{"client_name": c.Name, "owner": c.Owner, "redirect_uris": c.RedirectURIs,
+		"grant_types": c.GrantTypes, "scope": c.Scope, "token_endpoint_auth_method": c.TokenEndpointAuthMethod}
 }

@@ -47,6 +47,13 @@ type Config struct {
 	API      APIConfig      `koanf:"api"`
 	Tokens   TokensConfig   `koanf:"tokens"`
 	Log      LogConfig      `koanf:"log"`
+	Audit    AuditConfig    `koanf:"audit"`
+}
+
+// AuditConfig configures the audit log.
+type AuditConfig struct {
+	// Retention is how long audit events are kept; 0 keeps them forever.
+	Retention time.Duration `koanf:"retention"`
 }
 
 // HTTPConfig configures the listener. The timeouts exist so that slow or
@@ -177,7 +184,8 @@ func defaults() *Config {
 			CodeLifetime:         60 * time.Second,
 			AccessTokenFormat:    AccessTokenJWT,
 		},
-		Log: LogConfig{Level: "info", Format: "text"},
+		Log:   LogConfig{Level: "info", Format: "text"},
+		Audit: AuditConfig{Retention: 90 * 24 * time.Hour},
 	}
 }
 

@@ -110,6 +110,10 @@ func (c *Config) validate(ps *problems) {
 		}
 	}
 
+	if c.Audit.Retention < 0 {
+		ps.add("audit.retention", "must be 0 (keep forever) or positive, got %s", c.Audit.Retention)
+	}
+
 	oneOf(ps, "tokens.access_token_format", c.Tokens.AccessTokenFormat, AccessTokenJWT, AccessTokenOpaque)
 	oneOf(ps, "log.level", c.Log.Level, "debug", "info", "warn", "error")
 	oneOf(ps, "log.format", c.Log.Format, "text", "json")

@@ -48,6 +48,9 @@ type Options struct {
 	// Logger receives Latch's logs; nil discards them (or shows warnings
 	// under -v).
 	Logger *slog.Logger
+	// Log, when set, receives every log line at debug level (tests that
+	// check what is logged).
+	Log io.Writer
 	// Now is Latch's clock (sessions, keys, storage expiry); nil is time.Now.
 	Now func() time.Time
 }
@@ -108,6 +111,9 @@ func Start(t testing.TB, o Options) *Env {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	if o.Log != nil {
+		log = slog.New(slog.NewTextHandler(o.Log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	if o.Logger != nil {
 		log = o.Logger

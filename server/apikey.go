@@ -6,6 +6,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/latchhq/latch/apierror"
+	"github.com/latchhq/latch/audit"
 	"github.com/latchhq/latch/storage"
 )
 
@@ -21,12 +22,25 @@ func (s *Server) requireAPIKey(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		ctx := context.WithValue(c.Request().Context(), apiKeyCtx{}, k)
+		ctx = audit.WithActor(ctx, audit.ActorAPIKey, k.ID)
 		c.SetRequest(c.Request().WithContext(ctx))
 		return next(c)
 	}
 }
 
 func (s *Server) apiKey(c echo.Context) (*storage.APIKey, error) {
+	k, err := s.checkAPIKey(c)
+	ev := audit.Event{Name: audit.APIKeyUsed, Details: map[string]any{"method": c.Request().Method, "route": c.Path()}}
+	if err != nil {
+		ev.Name, ev.Outcome = audit.APIKeyFailed, audit.Failure
+	} else {
+		ev.ActorType, ev.ActorID = audit.ActorAPIKey, k.ID
+	}
+	s.audit.Record(c.Request().Context(), ev)
+	return k, err
+}
+
+func (s *Server) checkAPIKey(c echo.Context) (*storage.APIKey, error) {
 	presented := c.Request().Header.Get("X-API-Key")
 	if presented == "" {
 		return nil, apierror.Unauthorized("X-API-Key header is required")

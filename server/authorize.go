@@ -13,6 +13,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/latchhq/latch/approval"
+	"github.com/latchhq/latch/audit"
 	"github.com/latchhq/latch/provider"
 	"github.com/latchhq/latch/scopes"
 	"github.com/latchhq/latch/secret"
@@ -58,6 +59,7 @@ func (s *Server) authorize(c echo.Context) error {
 	if err := s.store.CreateAuthSession(ctx, a); err != nil {
 		return s.authorizeError(c, ar, fosite.ErrServerError.WithWrap(err))
 	}
+	s.audit.Record(ctx, audit.Event{Name: audit.SessionCreated, User: a.LoginSubject, ClientID: a.ClientID, Details: map[string]any{"scopes": a.RequestedScopes}})
 	return c.Redirect(http.StatusSeeOther, s.approvalURL(a.ID))
 }
 
@@ -253,6 +255,7 @@ func (s *Server) finishAuthorize(c echo.Context, ar fosite.AuthorizeRequester, g
 		return s.authorizeError(c, ar, err)
 	}
 	resp.AddParameter("iss", s.opt.Issuer)
+	s.audit.Record(ctx, audit.Event{Name: audit.CodeIssued, User: g.subject, ClientID: ar.GetClient().GetID(), Details: map[string]any{"scopes": g.scopes}})
 	s.oauth.WriteAuthorizeResponse(ctx, c.Response(), ar, resp)
 	return nil
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/latchhq/latch/apierror"
 	"github.com/latchhq/latch/approval"
+	"github.com/latchhq/latch/audit"
 	"github.com/latchhq/latch/keys"
 	"github.com/latchhq/latch/scopes"
 	"github.com/latchhq/latch/secret"
@@ -65,6 +66,7 @@ type Deps struct {
 	Logger   *slog.Logger
 	Metrics  *prometheus.Registry
 	Now      func() time.Time
+	Audit    *audit.Recorder // nil records nothing
 }
 
 // Server is the HTTP server.
@@ -81,6 +83,7 @@ type Server struct {
 	secure  bool
 	echo    *echo.Echo
 	metrics *httpMetrics
+	audit   *audit.Recorder
 	// API is the /api group (admin API key required), for other packages'
 	// routes.
 	API *echo.Group
@@ -99,7 +102,7 @@ func New(opt Options, d Deps) *Server {
 	}
 	s := &Server{
 		opt: opt, store: d.Store, oauth: d.OAuth, keys: d.Keys, hasher: d.Hasher, scopes: d.Scopes,
-		appr: d.Approval, log: d.Logger, now: d.Now,
+		appr: d.Approval, log: d.Logger, now: d.Now, audit: d.Audit,
 		secure:  strings.HasPrefix(opt.Issuer, "https://"),
 		metrics: newHTTPMetrics(d.Metrics),
 	}
@@ -111,6 +114,7 @@ func New(opt Options, d Deps) *Server {
 	e.Use(s.accessLog)
 	e.Use(s.limitBody)
 	e.Use(securityHeaders)
+	e.Use(auditContext)
 
 	e.GET("/.well-known/openid-configuration", s.discovery)
 	e.GET("/.well-known/oauth-authorization-server", s.discovery)

@@ -27,6 +27,7 @@ func (s *Server) token(c echo.Context) error {
 	sess := provider.NewSession()
 	ar, err := s.oauth.NewAccessRequest(ctx, c.Request(), sess)
 	if err != nil {
+		s.auditToken(ctx, c.Request(), ar, err)
 		return s.tokenError(c, ar, err)
 	}
 	if ar.GetGrantTypes().ExactOne("client_credentials") {
@@ -36,8 +37,11 @@ func (s *Server) token(c echo.Context) error {
 	}
 	resp, err := s.oauth.NewAccessResponse(ctx, ar)
 	if err != nil {
-		return s.tokenError(c, ar, s.raceLost(ctx, ar, err))
+		err = s.raceLost(ctx, ar, err)
+		s.auditToken(ctx, c.Request(), ar, err)
+		return s.tokenError(c, ar, err)
 	}
+	s.auditToken(ctx, c.Request(), ar, nil)
 	s.oauth.WriteAccessResponse(ctx, c.Response(), ar, resp)
 	return nil
 }
@@ -113,6 +117,7 @@ func (s *Server) revoke(c echo.Context) error {
 		c.Response().Header().Set("WWW-Authenticate", `Basic realm="latch", charset="UTF-8"`)
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
+	s.auditRevoke(ctx, c.Request(), err)
 	s.oauth.WriteRevocationResponse(ctx, c.Response(), err)
 	return nil
 }

@@ -38,17 +38,34 @@ type Client struct {
 	RequirePushedAuthRequests bool      `gorm:"column:require_pushed_authorization_requests" json:"require_pushed_authorization_requests,omitempty"`
 	CreatedAt                 time.Time `gorm:"column:created_at" json:"created_at"`
 	UpdatedAt                 time.Time `gorm:"column:updated_at" json:"updated_at"`
+	// The previous secret's hash stays valid until RotatedSecretExpiresAt
+	// when a rotation asked for a grace period.
+	RotatedSecretHash      string     `gorm:"column:rotated_secret_hash" json:"-"`
+	RotatedSecretExpiresAt *time.Time `gorm:"column:rotated_secret_expires_at" json:"-"`
 
 	// jwks is JWKS parsed once on load: fosite wants go-jose v3 types here.
 	jwks *jose.JSONWebKeySet `gorm:"-"`
+	// rotatedLive says whether RotatedSecretHash was in its grace period
+	// by the store's clock when the client was loaded.
+	rotatedLive bool `gorm:"-"`
 }
 
 func (Client) TableName() string { return "clients" }
 
 var (
-	_ fosite.Client              = (*Client)(nil)
-	_ fosite.OpenIDConnectClient = (*Client)(nil)
+	_ fosite.Client                   = (*Client)(nil)
+	_ fosite.OpenIDConnectClient      = (*Client)(nil)
+	_ fosite.ClientWithSecretRotation = (*Client)(nil)
 )
+
+// GetRotatedHashes lets fosite accept the previous secret during a grace
+// period asked for at rotation; never after it ends.
+func (c *Client) GetRotatedHashes() [][]byte {
+	if !c.rotatedLive || c.RotatedSecretHash == "" {
+		return nil
+	}
+	return [][]byte{[]byte(c.RotatedSecretHash)}
+}
 
 func (c *Client) GetID() string                   { return c.ID }
 func (c *Client) GetHashedSecret() []byte         { return []byte(c.SecretHash) }
@@ -103,6 +120,7 @@ func (s *Store) Client(ctx context.Context, id string) (*Client, error) {
 	if err := s.conn(ctx).Where("id = ?", id).Take(&c).Error; err != nil {
 		return nil, translate(err)
 	}
+	c.rotatedLive = c.RotatedSecretExpiresAt != nil && c.RotatedSecretExpiresAt.After(s.now())
 	return &c, nil
 }
 
@@ -188,17 +206,23 @@ func (s *Store) ListClients(ctx context.Context, owner, after string, limit int)
 	return out, nil
 }
 
-// SetClientSecretHash replaces a client's secret hash (rotation).
-func (s *Store) SetClientSecretHash(ctx context.Context, id, hash string) error {
-	res := s.conn(ctx).Model(&Client{}).Where("id = ?", id).
-		Updates(map[string]any{"secret_hash": hash, "updated_at": s.now()})
-	if res.Error != nil {
-		return translate(res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return fmt.Errorf("client %s: %w", id, fosite.ErrNotFound)
-	}
-	return nil
+// RotateClientSecret replaces a client's secret hash. With a non-nil
+// keepOldUntil the current hash keeps working until then; otherwise it
+// stops working at once (and any earlier grace ends too).
+func (s *Store) RotateClientSecret(ctx context.Context, id, hash string, keepOldUntil *time.Time) error {
+	return s.InTx(ctx, func(ctx context.Context) error {
+		c, err := s.Client(ctx, id)
+		if err != nil {
+			return err
+		}
+		fields := map[string]any{"secret_hash": hash, "updated_at": s.now(),
+			"rotated_secret_hash": "", "rotated_secret_expires_at": nil}
+		if keepOldUntil != nil {
+			fields["rotated_secret_hash"] = c.SecretHash
+			fields["rotated_secret_expires_at"] = keepOldUntil.UTC()
+		}
+		return translate(s.conn(ctx).Model(&Client{}).Where("id = ?", id).Updates(fields).Error)
+	})
 }
 
 // ClientAssertionJWTValid fails with fosite.ErrJTIKnown for a jti already

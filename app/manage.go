@@ -1,0 +1,36 @@
+package app
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/latchhq/latch/audit"
+	"github.com/latchhq/latch/openapi"
+	"github.com/latchhq/latch/secret"
+	"github.com/latchhq/latch/server"
+	"github.com/latchhq/latch/storage"
+)
+
+// Audit returns the audit recorder over this app's store.
+func (a *App) Audit() *audit.Recorder { return audit.New(a.Store, a.Log) }
+
+// mountManagement adds the host app's management API (SPEC §4) to srv:
+// clients and authorizations, the audit log, and the public OpenAPI
+// document describing all of /api.
+func (a *App) mountManagement(srv *server.Server, rec *audit.Recorder) {
+	a.Clients().Register(srv.API)
+	rec.Register(srv.API)
+	openapi.Register(srv.Echo())
+}
+
+// NewAPIKey makes a new admin key, stores only its hash, and returns the
+// row and the key in plaintext, once.
+func (a *App) NewAPIKey(ctx context.Context, name string) (*storage.APIKey, string, error) {
+	plain := "latch_" + secret.New()
+	k := &storage.APIKey{ID: secret.Random(9), Name: name, Hash: a.Hasher.Sum("apikey", plain)}
+	if err := a.Store.CreateAPIKey(ctx, k); err != nil {
+		return nil, "", fmt.Errorf("create api key: %w", err)
+	}
+	a.Audit().Record(ctx, audit.Event{Name: audit.APIKeyCreated, Details: map[string]any{"api_key_id": k.ID, "name": name}})
+	return k, plain, nil
+}

@@ -1,0 +1,163 @@
+// Package audit records who did what to clients, keys, consents and tokens,
+// for the operator's security review: one row per event with time, actor,
+// user, client, IP and outcome, and never a secret or token.
+package audit
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/latchhq/latch/storage"
+)
+
+// Event names, as stored and as accepted by GET /api/audit?event=.
+const (
+	SessionCreated       = "session.created"
+	SessionApproved      = "session.approved"
+	SessionDenied        = "session.denied"
+	CodeIssued           = "code.issued"
+	CodeExchanged        = "code.exchanged"
+	CodeReplayed         = "code.replayed"
+	TokenIssued          = "token.issued"
+	TokenRefreshed       = "token.refreshed"
+	TokenReplayed        = "token.replayed"
+	TokenRevoked         = "token.revoked"
+	ClientCreated        = "client.created"
+	ClientUpdated        = "client.updated"
+	ClientDeleted        = "client.deleted"
+	ClientSecretRotated  = "client.secret_rotated"
+	AuthorizationRevoked = "authorization.revoked"
+	KeyRotated           = "key.rotated"
+	APIKeyUsed           = "api_key.used"
+	APIKeyFailed         = "api_key.failed"
+	APIKeyCreated        = "api_key.created"
+	APIKeyRevoked        = "api_key.revoked"
+)
+
+// Events lists every event name.
+var Events = []string{
+	SessionCreated, SessionApproved, SessionDenied, CodeIssued, CodeExchanged, CodeReplayed,
+	TokenIssued, TokenRefreshed, TokenReplayed, TokenRevoked, ClientCreated, ClientUpdated,
+	ClientDeleted, ClientSecretRotated, AuthorizationRevoked, KeyRotated, APIKeyUsed, APIKeyFailed,
+	APIKeyCreated, APIKeyRevoked,
+}
+
+// Outcomes.
+const (
+	Success = "success"
+	Failure = "failure"
+)
+
+// Actor types.
+const (
+	ActorAPIKey = "api_key"
+	ActorClient = "client"
+	ActorUser   = "user"
+	ActorCLI    = "cli"
+)
+
+// Store is where events go.
+type Store interface {
+	InsertAudit(ctx context.Context, e *storage.AuditEvent) error
+	ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error)
+	PruneAudit(ctx context.Context, before time.Time) (int64, error)
+}
+
+// Event is what a caller reports; actor and IP default to those carried by
+// the context (see WithActor, WithIP).
+type Event struct {
+	Name      string
+	ActorType string
+	ActorID   string
+	User      string
+	ClientID  string
+	Outcome   string // default Success
+	Details   map[string]any
+}
+
+// Recorder writes events. A nil *Recorder records nothing, so optional
+// wiring needs no checks at call sites.
+type Recorder struct {
+	store Store
+	log   *slog.Logger
+}
+
+// New builds a recorder.
+func New(store Store, log *slog.Logger) *Recorder {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Recorder{store: store, log: log}
+}
+
+type actorKey struct{}
+type ipKey struct{}
+
+type actor struct{ typ, id string }
+
+// WithActor says who acts for the rest of the request.
+func WithActor(ctx context.Context, typ, id string) context.Context {
+	return context.WithValue(ctx, actorKey{}, actor{typ, id})
+}
+
+// WithIP records the caller's address for the rest of the request.
+func WithIP(ctx context.Context, ip string) context.Context {
+	return context.WithValue(ctx, ipKey{}, ip)
+}
+
+// Record stores e. A failure to record is logged, not returned: the audit
+// trail must not turn a completed action into an error for its caller.
+func (r *Recorder) Record(ctx context.Context, e Event) {
+	if r == nil {
+		return
+	}
+	row := &storage.AuditEvent{
+		Event: e.Name, ActorType: e.ActorType, ActorID: e.ActorID, Subject: e.User,
+		ClientID: e.ClientID, Outcome: e.Outcome, Details: e.Details,
+	}
+	if a, ok := ctx.Value(actorKey{}).(actor); ok && row.ActorType == "" {
+		row.ActorType, row.ActorID = a.typ, a.id
+	}
+	row.IP, _ = ctx.Value(ipKey{}).(string)
+	if row.Outcome == "" {
+		row.Outcome = Success
+	}
+	// The caller's transaction may roll back; the event still happened.
+	if err := r.store.InsertAudit(context.WithoutCancel(ctx), row); err != nil {
+		r.log.Error("audit: record event", "event", e.Name, "err", err)
+	}
+}
+
+// SessionDecided implements approval.Events.
+func (r *Recorder) SessionDecided(ctx context.Context, a *storage.AuthSession) {
+	switch a.State {
+	case storage.AuthApproved:
+		r.Record(ctx, Event{Name: SessionApproved, User: a.Subject, ClientID: a.ClientID,
+			Details: map[string]any{"scopes": a.GrantedScopes, "remember": a.Remember}})
+	case storage.AuthDenied:
+		r.Record(ctx, Event{Name: SessionDenied, ClientID: a.ClientID})
+	}
+}
+
+// RunPruner deletes events older than retention now and then every
+// interval until ctx ends. A retention of 0 keeps events forever.
+func (r *Recorder) RunPruner(ctx context.Context, retention, interval time.Duration, now func() time.Time) {
+	if r == nil || retention <= 0 {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if n, err := r.store.PruneAudit(ctx, now().Add(-retention)); err != nil {
+			r.log.Error("audit: prune", "err", err)
+		} else if n > 0 {
+			r.log.Info("audit: pruned old events", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,87 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/latchhq/latch/app"
+	"github.com/latchhq/latch/audit"
+)
+
+func newAPIKey(e *env) *cobra.Command {
+	cmd := &cobra.Command{Use: "apikey", Short: "Create, list and revoke admin API keys (X-API-Key)", Args: cobra.NoArgs}
+	cmd.AddCommand(newAPIKeyCreate(e), newAPIKeyList(e), newAPIKeyRevoke(e))
+	return cmd
+}
+
+func newAPIKeyCreate(e *env) *cobra.Command {
+	var name string
+	cmd := &cobra.Command{
+		Use:   "create --name NAME",
+		Short: "Create an API key; it is printed once and stored only hashed",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if name == "" {
+				return fmt.Errorf("--name is required (say who or what will use the key)")
+			}
+			return e.withApp(cmd, func(ctx context.Context, a *app.App) error {
+				k, plain, err := a.NewAPIKey(ctx, name)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "id:   %s\nname: %s\nkey:  %s\n(the key is shown only now; store it safely)\n", k.ID, k.Name, plain)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "", "what the key is for")
+	return cmd
+}
+
+func newAPIKeyList(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List API keys (never the keys themselves)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return e.withApp(cmd, func(ctx context.Context, a *app.App) error {
+				ks, err := a.Store.ListAPIKeys(ctx)
+				if err != nil {
+					return err
+				}
+				w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(w, "ID\tNAME\tCREATED_AT\tREVOKED_AT")
+				for _, k := range ks {
+					revoked := "-"
+					if k.RevokedAt != nil {
+						revoked = k.RevokedAt.UTC().Format(time.RFC3339)
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", k.ID, k.Name, k.CreatedAt.UTC().Format(time.RFC3339), revoked)
+				}
+				return w.Flush()
+			})
+		},
+	}
+}
+
+func newAPIKeyRevoke(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "revoke ID",
+		Short: "Revoke an API key; it stops working at once",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.withApp(cmd, func(ctx context.Context, a *app.App) error {
+				if err := a.Store.RevokeAPIKey(ctx, args[0]); err != nil {
+					return notFound(err, "active API key", args[0])
+				}
+				a.Audit().Record(ctx, audit.Event{Name: audit.APIKeyRevoked, Details: map[string]any{"api_key_id": args[0]}})
+				fmt.Fprintf(e.stdout, "revoked API key %s\n", args[0])
+				return nil
+			})
+		},
+	}
+}

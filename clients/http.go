@@ -1,0 +1,238 @@
+package clients
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/latchhq/latch/apierror"
+	"github.com/latchhq/latch/approval"
+	"github.com/latchhq/latch/paging"
+	"github.com/latchhq/latch/storage"
+)
+
+// Register mounts the clients and authorizations API on g (which must
+// require an admin API key).
+func (s *Service) Register(g *echo.Group) {
+	g.POST("/clients", s.handleCreate)
+	g.GET("/clients", s.handleList)
+	g.GET("/clients/:client_id", s.handleGet)
+	g.PATCH("/clients/:client_id", s.handlePatch)
+	g.DELETE("/clients/:client_id", s.handleDelete)
+	g.POST("/clients/:client_id/secret", s.handleRotate)
+	g.GET("/users/:user/authorizations", s.handleListAuthorizations)
+	g.DELETE("/users/:user/authorizations/:client_id", s.handleRevokeAuthorization)
+}
+
+// request is the JSON form of Metadata: jwks travels as an object.
+type request struct {
+	Metadata
+	JWKS json.RawMessage `json:"jwks"`
+}
+
+func (r *request) metadata() (Metadata, error) {
+	m := r.Metadata
+	m.JWKS = ""
+	if len(r.JWKS) > 0 && string(r.JWKS) != "null" {
+		s, err := compactJSON(r.JWKS)
+		if err != nil {
+			return m, invalid("jwks", "%v", err)
+		}
+		m.JWKS = s
+	}
+	return m, nil
+}
+
+// View is a client as the API shows it: RFC 7591 fields, jwks as an object,
+// and the secret only in the answer that created it.
+type View struct {
+	*storage.Client
+	JWKS                  json.RawMessage `json:"jwks,omitempty"`
+	ClientSecret          string          `json:"client_secret,omitempty"`
+	ClientSecretExpiresAt *int64          `json:"client_secret_expires_at,omitempty"`
+}
+
+// NewView wraps c; plain is its secret when just issued.
+func NewView(c *storage.Client, plain string) View {
+	v := View{Client: c}
+	if c.JWKS != "" {
+		v.JWKS = json.RawMessage(c.JWKS)
+	}
+	if plain != "" {
+		never := int64(0) // RFC 7591 §3.2.1: 0 means the secret does not expire
+		v.ClientSecret, v.ClientSecretExpiresAt = plain, &never
+	}
+	return v
+}
+
+// httpError maps service outcomes to the API's statuses.
+func httpError(err error) error {
+	var inv *InvalidError
+	var ae *apierror.Error
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.As(err, &inv):
+		return &apierror.Error{Status: http.StatusBadRequest, Code: inv.Code, Description: inv.Error()}
+	case storage.IsNotFound(err):
+		return apierror.NotFound("unknown client")
+	case storage.IsConflict(err):
+		return apierror.Conflict("a client with this client_id exists")
+	case errors.Is(err, ErrNoSecret):
+		return &apierror.Error{Status: http.StatusBadRequest, Code: "invalid_client_metadata", Description: err.Error()}
+	default:
+		return apierror.Internal(err)
+	}
+}
+
+func (s *Service) handleCreate(c echo.Context) error {
+	var req request
+	if err := approval.DecodeJSON(c.Request(), &req, true); err != nil {
+		return err
+	}
+	if req.ClientID != "" {
+		return httpError(invalid("client_id", "is assigned by Latch"))
+	}
+	m, err := req.metadata()
+	if err != nil {
+		return httpError(err)
+	}
+	cl, plain, err := s.Create(c.Request().Context(), m)
+	if err != nil {
+		return httpError(err)
+	}
+	return c.JSON(http.StatusCreated, NewView(cl, plain))
+}
+
+// ListPage is GET /api/clients's answer.
+type ListPage struct {
+	Clients    []View `json:"clients"`
+	NextCursor string `json:"next_cursor"`
+}
+
+func (s *Service) handleList(c echo.Context) error {
+	p, err := paging.Parse(c)
+	if err != nil {
+		return err
+	}
+	list, err := s.List(c.Request().Context(), c.QueryParam("owner"), p.Cursor, p.Limit+1)
+	if err != nil {
+		return httpError(err)
+	}
+	out := ListPage{Clients: []View{}, NextCursor: paging.Next(len(list), p.Limit, func(i int) string { return list[i].ID })}
+	for i := range list {
+		if i == p.Limit {
+			break
+		}
+		out.Clients = append(out.Clients, NewView(&list[i], ""))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Service) handleGet(c echo.Context) error {
+	cl, err := s.Get(c.Request().Context(), c.Param("client_id"))
+	if err != nil {
+		return httpError(err)
+	}
+	return c.JSON(http.StatusOK, NewView(cl, ""))
+}
+
+// handlePatch applies the fields present in the body over the stored
+// metadata (JSON merge), then validates the result as a whole.
+func (s *Service) handlePatch(c echo.Context) error {
+	ctx := c.Request().Context()
+	id := c.Param("client_id")
+	cl, err := s.Get(ctx, id)
+	if err != nil {
+		return httpError(err)
+	}
+	req := request{Metadata: MetadataOf(cl)}
+	if cl.JWKS != "" {
+		req.JWKS = json.RawMessage(cl.JWKS)
+	}
+	if err := approval.DecodeJSON(c.Request(), &req, true); err != nil {
+		return err
+	}
+	m, err := req.metadata()
+	if err != nil {
+		return httpError(err)
+	}
+	updated, err := s.Update(ctx, id, m)
+	if err != nil {
+		return httpError(err)
+	}
+	return c.JSON(http.StatusOK, NewView(updated, ""))
+}
+
+func (s *Service) handleDelete(c echo.Context) error {
+	if err := s.Delete(c.Request().Context(), c.Param("client_id")); err != nil {
+		return httpError(err)
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// RotateRequest is the optional body of POST /api/clients/{id}/secret.
+type RotateRequest struct {
+	// GracePeriod keeps the old secret working this long ("1h"); absent
+	// or "0s", the old secret stops working at once.
+	GracePeriod string `json:"grace_period"`
+}
+
+// RotateResponse carries the new secret, shown only here.
+type RotateResponse struct {
+	ClientID                 string     `json:"client_id"`
+	ClientSecret             string     `json:"client_secret"`
+	ClientSecretExpiresAt    int64      `json:"client_secret_expires_at"`
+	PreviousSecretValidUntil *time.Time `json:"previous_secret_valid_until,omitempty"`
+}
+
+func (s *Service) handleRotate(c echo.Context) error {
+	var req RotateRequest
+	if err := approval.DecodeJSON(c.Request(), &req, false); err != nil {
+		return err
+	}
+	var grace time.Duration
+	if req.GracePeriod != "" {
+		d, err := time.ParseDuration(req.GracePeriod)
+		if err != nil {
+			return httpError(invalid("grace_period", "must be a duration such as \"1h\" or \"30m\""))
+		}
+		grace = d
+	}
+	id := c.Param("client_id")
+	plain, until, err := s.RotateSecret(c.Request().Context(), id, grace)
+	if err != nil {
+		return httpError(err)
+	}
+	return c.JSON(http.StatusOK, RotateResponse{ClientID: id, ClientSecret: plain, PreviousSecretValidUntil: until})
+}
+
+// AuthorizationsPage is GET /api/users/{user}/authorizations's answer.
+type AuthorizationsPage struct {
+	Authorizations []storage.Authorization `json:"authorizations"`
+}
+
+func (s *Service) handleListAuthorizations(c echo.Context) error {
+	list, err := s.Authorizations(c.Request().Context(), c.Param("user"))
+	if err != nil {
+		return httpError(err)
+	}
+	if list == nil {
+		list = []storage.Authorization{}
+	}
+	return c.JSON(http.StatusOK, AuthorizationsPage{Authorizations: list})
+}
+
+func (s *Service) handleRevokeAuthorization(c echo.Context) error {
+	err := s.RevokeAuthorization(c.Request().Context(), c.Param("user"), c.Param("client_id"))
+	if storage.IsNotFound(err) {
+		return apierror.NotFound("this user has no authorization for this client")
+	}
+	if err != nil {
+		return httpError(err)
+	}
+	return c.NoContent(http.StatusNoContent)
+}

@@ -1,0 +1,187 @@
+package clients
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/latchhq/latch/audit"
+	"github.com/latchhq/latch/secret"
+	"github.com/latchhq/latch/storage"
+)
+
+// ManageStore is what reading, changing and deleting clients and users'
+// authorizations needs from storage.
+type ManageStore interface {
+	Store
+	Client(ctx context.Context, id string) (*storage.Client, error)
+	ListClients(ctx context.Context, owner, after string, limit int) ([]storage.Client, error)
+	UpdateClient(ctx context.Context, c *storage.Client) error
+	DeleteClient(ctx context.Context, id string) error
+	RotateClientSecret(ctx context.Context, id, hash string, keepOldUntil *time.Time) error
+	ListAuthorizations(ctx context.Context, subject string) ([]storage.Authorization, error)
+	DeleteAuthorization(ctx context.Context, subject, clientID string) error
+	Now() time.Time
+}
+
+// MaxGracePeriod bounds how long a rotated secret may keep working: a
+// rotation is usually a response to a leak.
+const MaxGracePeriod = 7 * 24 * time.Hour
+
+// ErrNoSecret is returned when rotating the secret of a client that
+// authenticates without one.
+var ErrNoSecret = errors.New("this client authenticates without a client secret")
+
+func (s *Service) manage() (ManageStore, error) {
+	ms, ok := s.store.(ManageStore)
+	if !ok {
+		return nil, errors.New("clients: store cannot manage clients")
+	}
+	return ms, nil
+}
+
+// Get loads a client.
+func (s *Service) Get(ctx context.Context, id string) (*storage.Client, error) {
+	ms, err := s.manage()
+	if err != nil {
+		return nil, err
+	}
+	return ms.Client(ctx, id)
+}
+
+// List returns up to limit clients after the id cursor, optionally only
+// those of one owner.
+func (s *Service) List(ctx context.Context, owner, after string, limit int) ([]storage.Client, error) {
+	ms, err := s.manage()
+	if err != nil {
+		return nil, err
+	}
+	return ms.ListClients(ctx, owner, after, limit)
+}
+
+// MetadataOf is the registration metadata a stored client was built from.
+func MetadataOf(c *storage.Client) Metadata {
+	return Metadata{
+		ClientID: c.ID, ClientName: c.Name, RedirectURIs: c.RedirectURIs, GrantTypes: c.GrantTypes,
+		ResponseTypes: c.ResponseTypes, Scope: c.Scope, TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
+		JWKS: c.JWKS, JWKSURI: c.JWKSURI, LogoURI: c.LogoURI, ClientURI: c.ClientURI, PolicyURI: c.PolicyURI,
+		TOSURI: c.TOSURI, Contacts: c.Contacts, Owner: c.Owner, Audience: c.Audience,
+	}
+}
+
+// Update validates m as the client's complete new metadata and stores it.
+// The authentication method cannot change: a public client has no secret
+// to start using, and a confidential one must not silently lose its own.
+func (s *Service) Update(ctx context.Context, id string, m Metadata) (*storage.Client, error) {
+	ms, err := s.manage()
+	if err != nil {
+		return nil, err
+	}
+	old, err := ms.Client(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if m.ClientID != id {
+		return nil, invalid("client_id", "cannot change")
+	}
+	if m.TokenEndpointAuthMethod == "" {
+		m.TokenEndpointAuthMethod = old.TokenEndpointAuthMethod
+	}
+	if m.TokenEndpointAuthMethod != old.TokenEndpointAuthMethod {
+		return nil, invalid("token_endpoint_auth_method", "cannot change; register a new client instead")
+	}
+	c, err := s.Build(m)
+	if err != nil {
+		return nil, err
+	}
+	// Settings this metadata does not carry stay as they were.
+	c.SecretHash, c.RotatedSecretHash, c.RotatedSecretExpiresAt = old.SecretHash, old.RotatedSecretHash, old.RotatedSecretExpiresAt
+	c.IDTokenSignedResponseAlg, c.DPoPBoundAccessTokens = old.IDTokenSignedResponseAlg, old.DPoPBoundAccessTokens
+	c.RequirePushedAuthRequests, c.CreatedAt = old.RequirePushedAuthRequests, old.CreatedAt
+	if err := ms.UpdateClient(ctx, c); err != nil {
+		return nil, err
+	}
+	s.audit.Record(ctx, audit.Event{Name: audit.ClientUpdated, ClientID: id, Details: clientDetails(c)})
+	return c, nil
+}
+
+// Delete removes a client and revokes everything issued to it.
+func (s *Service) Delete(ctx context.Context, id string) error {
+	ms, err := s.manage()
+	if err != nil {
+		return err
+	}
+	if err := ms.DeleteClient(ctx, id); err != nil {
+		return err
+	}
+	s.audit.Record(ctx, audit.Event{Name: audit.ClientDeleted, ClientID: id})
+	return nil
+}
+
+// RotateSecret gives a confidential client a new secret, returned once in
+// plaintext. The old one stops working at once, or after grace when grace
+// is positive; the second return is then when it stops.
+func (s *Service) RotateSecret(ctx context.Context, id string, grace time.Duration) (string, *time.Time, error) {
+	ms, err := s.manage()
+	if err != nil {
+		return "", nil, err
+	}
+	if grace < 0 || grace > MaxGracePeriod {
+		return "", nil, invalid("grace_period", "must be between 0 and %s", MaxGracePeriod)
+	}
+	c, err := ms.Client(ctx, id)
+	if err != nil {
+		return "", nil, err
+	}
+	if c.Public || c.TokenEndpointAuthMethod == "private_key_jwt" {
+		return "", nil, ErrNoSecret
+	}
+	plain := secret.New()
+	h, _ := s.hasher.Hash(ctx, []byte(plain))
+	var until *time.Time
+	if grace > 0 {
+		t := ms.Now().Add(grace).UTC()
+		until = &t
+	}
+	if err := ms.RotateClientSecret(ctx, id, string(h), until); err != nil {
+		return "", nil, err
+	}
+	details := map[string]any{"grace_period": grace.String()}
+	s.audit.Record(ctx, audit.Event{Name: audit.ClientSecretRotated, ClientID: id, Details: details})
+	return plain, until, nil
+}
+
+// Authorizations lists what a user has let clients have.
+func (s *Service) Authorizations(ctx context.Context, user string) ([]storage.Authorization, error) {
+	ms, err := s.manage()
+	if err != nil {
+		return nil, err
+	}
+	return ms.ListAuthorizations(ctx, user)
+}
+
+// RevokeAuthorization forgets a user's authorization of a client and
+// revokes that user's tokens for it, refresh tokens included.
+func (s *Service) RevokeAuthorization(ctx context.Context, user, clientID string) error {
+	ms, err := s.manage()
+	if err != nil {
+		return err
+	}
+	if err := ms.DeleteAuthorization(ctx, user, clientID); err != nil {
+		return err
+	}
+	s.audit.Record(ctx, audit.Event{Name: audit.AuthorizationRevoked, User: user, ClientID: clientID})
+	return nil
+}
+
+// compactJSON validates that raw is one JSON object and returns it compact.
+func compactJSON(raw json.RawMessage) (string, error) {
+	var obj map[string]any
+	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
+		return "", fmt.Errorf("must be a JSON object")
+	}
+	b, _ := json.Marshal(obj)
+	return string(b), nil
+}

@@ -1,0 +1,23 @@
+package config
+
+import (
+	"testing"
+	"time"
+)
+
+func TestAuditRetention(t *testing.T) {
+	if got := mustLoad(t, LoadOptions{}).Audit.Retention; got != 90*24*time.Hour {
+		t.Errorf("default audit.retention = %s, want 2160h", got)
+	}
+	c := mustLoad(t, LoadOptions{Environ: []string{"LATCH_AUDIT_RETENTION=24h"}})
+	if c.Audit.Retention != 24*time.Hour {
+		t.Errorf("LATCH_AUDIT_RETENTION=24h gave %s", c.Audit.Retention)
+	}
+	if c := mustLoad(t, LoadOptions{Environ: []string{"LATCH_AUDIT_RETENTION=0s"}}); c.Audit.Retention != 0 {
+		t.Errorf("0s (keep forever) gave %s", c.Audit.Retention)
+	}
+	ve := loadErr(t, LoadOptions{Environ: []string{"LATCH_AUDIT_RETENTION=-1h"}})
+	if !hasProblem(ve, "audit.retention", "keep forever") {
+		t.Errorf("negative retention: %v", ve)
+	}
+}

@@ -1,0 +1,82 @@
+package openapi_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/latchhq/latch/latchtest"
+	"github.com/latchhq/latch/openapi"
+)
+
+var pathParam = regexp.MustCompile(`\{([^}]+)\}`)
+
+// TestDocumentMatchesRoutes holds the document and the router to the same
+// set of /api operations, both ways.
+func TestDocumentMatchesRoutes(t *testing.T) {
+	env := latchtest.Start(t, latchtest.Options{})
+	var doc struct {
+		OpenAPI string                                `json:"openapi"`
+		Paths   map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(openapi.Document(), &doc); err != nil {
+		t.Fatalf("document is not JSON: %v", err)
+	}
+	if !strings.HasPrefix(doc.OpenAPI, "3.") {
+		t.Fatalf("openapi version %q", doc.OpenAPI)
+	}
+	documented := map[string]bool{}
+	for p, ops := range doc.Paths {
+		for method := range ops {
+			documented[strings.ToUpper(method)+" "+pathParam.ReplaceAllString(p, ":$1")] = true
+		}
+	}
+	routed := map[string]bool{}
+	for _, r := range env.Server.Echo().Routes() {
+		if !strings.HasPrefix(r.Path, "/api/") || strings.HasPrefix(r.Method, "echo_") {
+			continue // group catch-alls (echo_route_not_found) are not operations
+		}
+		routed[r.Method+" "+r.Path] = true
+	}
+	if len(routed) < 10 {
+		t.Fatalf("only %d /api routes found: %v", len(routed), routed)
+	}
+	for op := range routed {
+		if !documented[op] {
+			t.Errorf("route %s is not in openapi.json", op)
+		}
+	}
+	for op := range documented {
+		if !routed[op] {
+			t.Errorf("openapi.json documents %s, which is not routed", op)
+		}
+	}
+	if t.Failed() {
+		var all []string
+		for op := range routed {
+			all = append(all, op)
+		}
+		sort.Strings(all)
+		t.Logf("routes: %s", strings.Join(all, "\n"))
+	}
+}
+
+func TestDocumentIsServedWithoutKey(t *testing.T) {
+	env := latchtest.Start(t, latchtest.Options{})
+	resp, err := http.Get(env.URL + openapi.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		t.Fatalf("GET %s: %d %s", openapi.Path, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if string(body) != string(openapi.Document()) {
+		t.Error("served document differs from the embedded one")
+	}
+}
