@@ -3,6 +3,7 @@
 package provider
 
 import (
+	"context"
 	"time"
 
 	"github.com/ory/fosite"
@@ -21,6 +22,7 @@ type Storage interface {
 	oauth2.TokenRevocationStorage
 	openid.OpenIDConnectRequestStorage
 	pkce.PKCERequestStorage
+	fosite.PARStorage
 	fstorage.Transactional
 }
 
@@ -31,7 +33,9 @@ type Options struct {
 	RefreshTokenLifetime time.Duration
 	IDTokenLifetime      time.Duration
 	CodeLifetime         time.Duration
-	OpaqueAccessTokens   bool
+	// PARLifetime is how long a pushed request_uri can be redeemed.
+	PARLifetime        time.Duration
+	OpaqueAccessTokens bool
 	// HMACSecret signs codes and refresh tokens (and opaque access tokens);
 	// every instance must share it.
 	HMACSecret []byte
@@ -40,7 +44,8 @@ type Options struct {
 
 // New builds the fosite provider with exactly the grants Latch offers:
 // authorization code with PKCE S256 for every client, refresh with rotation,
-// client credentials, OpenID Connect, introspection and revocation. No
+// client credentials, OpenID Connect, introspection, revocation and pushed
+// authorization requests. No
 // implicit, hybrid or password handler is registered, so fosite refuses them.
 func New(o Options, store Storage, signer jwt.Signer) (fosite.OAuth2Provider, *fosite.Config) {
 	cfg := &fosite.Config{
@@ -62,6 +67,11 @@ func New(o Options, store Storage, signer jwt.Signer) (fosite.OAuth2Provider, *f
 		JWTScopeClaimKey:               jwt.JWTScopeFieldString,
 		SendDebugMessagesToClients:     false,
 		MinParameterEntropy:            fosite.MinParameterEntropy,
+		PushedAuthorizeContextLifespan: o.PARLifetime,
+		// Latch enforces PAR itself (globally or per client) at the first
+		// authorization request only; fosite's flag would also refuse the
+		// request rebuilt when the user comes back from approval.
+		IsPushedAuthorizeEnforced: false,
 	}
 	hmacStrategy := compose.NewOAuth2HMACStrategy(cfg)
 	var core oauth2.CoreStrategy = hmacStrategy
@@ -82,6 +92,22 @@ func New(o Options, store Storage, signer jwt.Signer) (fosite.OAuth2Provider, *f
 		compose.OAuth2TokenIntrospectionFactory,
 		compose.OAuth2TokenRevocationFactory,
 		compose.OAuth2PKCEFactory,
+		compose.PushedAuthorizeHandlerFactory,
 	)
+	// Client assertions (private_key_jwt) may name the issuer or the token
+	// endpoint as aud: RFC 7523bis moves clients to the issuer, and the
+	// token endpoint is what OIDC Core told them until now.
+	p.(*fosite.Fosite).Config = &assertionAudiences{Config: cfg, issuer: o.Issuer}
 	return p, cfg
+}
+
+// assertionAudiences is fosite's config with the issuer added to the
+// audiences a client assertion may carry.
+type assertionAudiences struct {
+	*fosite.Config
+	issuer string
+}
+
+func (c *assertionAudiences) GetTokenURLs(context.Context) []string {
+	return []string{c.issuer, c.TokenURL}
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/latchhq/latch/apierror"
 	"github.com/latchhq/latch/approval"
+	"github.com/latchhq/latch/dpop"
 	"github.com/latchhq/latch/keys"
 	"github.com/latchhq/latch/scopes"
 	"github.com/latchhq/latch/secret"
@@ -49,10 +50,12 @@ type Options struct {
 	MaxBodyBytes         int64
 	OpaqueAccessTokens   bool
 	IDTokenSigningAlgs   []string
-	ReadTimeout          time.Duration
-	ReadHeaderTimeout    time.Duration
-	WriteTimeout         time.Duration
-	IdleTimeout          time.Duration
+	// PARRequired refuses authorization requests not pushed first.
+	PARRequired       bool
+	ReadTimeout       time.Duration
+	ReadHeaderTimeout time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
 }
 
 // Deps are the server's collaborators, built by main.
@@ -66,6 +69,8 @@ type Deps struct {
 	Logger   *slog.Logger
 	Metrics  *prometheus.Registry
 	Now      func() time.Time
+	// DPoP verifies proofs; nil turns DPoP off.
+	DPoP *dpop.Verifier
 }
 
 // Server is the HTTP server.
@@ -79,6 +84,7 @@ type Server struct {
 	appr    *approval.Service
 	log     *slog.Logger
 	now     func() time.Time
+	dpop    *dpop.Verifier
 	secure  bool
 	echo    *echo.Echo
 	metrics *httpMetrics
@@ -100,7 +106,7 @@ func New(opt Options, d Deps) *Server {
 	}
 	s := &Server{
 		opt: opt, store: d.Store, oauth: d.OAuth, keys: d.Keys, hasher: d.Hasher, scopes: d.Scopes,
-		appr: d.Approval, log: d.Logger, now: d.Now,
+		appr: d.Approval, log: d.Logger, now: d.Now, dpop: d.DPoP,
 		secure:  strings.HasPrefix(opt.Issuer, "https://"),
 		metrics: newHTTPMetrics(d.Metrics),
 	}
@@ -119,6 +125,7 @@ func New(opt Options, d Deps) *Server {
 	e.GET("/oauth2/authorize", s.authorize)
 	e.POST("/oauth2/authorize", s.authorize)
 	e.GET(approval.ResumePath, s.resume)
+	e.POST(parPath, s.par)
 	e.POST("/oauth2/token", s.token)
 	e.POST("/oauth2/revoke", s.revoke)
 	e.POST("/oauth2/introspect", s.introspect)
