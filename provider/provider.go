@@ -4,8 +4,12 @@ package provider
 
 import (
 	"context"
+	"errors"
+	"net/http"
+	"net/url"
 	"time"
 
+	"github.com/hashicorp/go-retryablehttp"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
 	"github.com/ory/fosite/handler/oauth2"
@@ -68,6 +72,7 @@ func New(o Options, store Storage, signer jwt.Signer) (fosite.OAuth2Provider, *f
 		SendDebugMessagesToClients:     false,
 		MinParameterEntropy:            fosite.MinParameterEntropy,
 		PushedAuthorizeContextLifespan: o.PARLifetime,
+		HTTPClient:                     jwksHTTPClient(),
 		// Latch enforces PAR itself (globally or per client) at the first
 		// authorization request only; fosite's flag would also refuse the
 		// request rebuilt when the user comes back from approval.
@@ -97,8 +102,36 @@ func New(o Options, store Storage, signer jwt.Signer) (fosite.OAuth2Provider, *f
 	// Client assertions (private_key_jwt) may name the issuer or the token
 	// endpoint as aud: RFC 7523bis moves clients to the issuer, and the
 	// token endpoint is what OIDC Core told them until now.
-	p.(*fosite.Fosite).Config = &assertionAudiences{Config: cfg, issuer: o.Issuer}
+	f := p.(*fosite.Fosite)
+	f.Config = &assertionAudiences{Config: cfg, issuer: o.Issuer}
+	cfg.ClientAuthenticationStrategy = assertionFailuresAreInvalidClient(f)
 	return p, cfg
+}
+
+// assertionFailuresAreInvalidClient makes every failed private_key_jwt
+// authentication a 401 invalid_client (RFC 6749 §5.2, RFC 7523 §3.2).
+// fosite answers an unknown kid with invalid_request, a replayed jti with
+// its own jti_known, and an expired assertion with a bare error that would
+// become a 500.
+func assertionFailuresAreInvalidClient(f *fosite.Fosite) fosite.ClientAuthenticationStrategy {
+	return func(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
+		c, err := f.DefaultClientAuthenticationStrategy(ctx, r, form)
+		if err == nil || form.Get("client_assertion") == "" {
+			return c, err
+		}
+		var rfc *fosite.RFC6749Error
+		switch {
+		case errors.As(err, &rfc) && rfc.ErrorField == fosite.ErrInvalidClient.ErrorField:
+			return nil, err
+		case errors.Is(err, fosite.ErrJTIKnown):
+			return nil, fosite.ErrInvalidClient.WithHint("The client assertion's jti has already been used.").WithWrap(err)
+		case errors.As(err, &rfc) && rfc.CodeField >= 500:
+			return nil, err
+		case errors.As(err, &rfc):
+			return nil, fosite.ErrInvalidClient.WithHint(rfc.GetDescription()).WithWrap(err)
+		}
+		return nil, fosite.ErrInvalidClient.WithHint("The client assertion could not be verified (expired, not yet valid or malformed).").WithWrap(err)
+	}
 }
 
 // assertionAudiences is fosite's config with the issuer added to the
@@ -110,4 +143,15 @@ type assertionAudiences struct {
 
 func (c *assertionAudiences) GetTokenURLs(context.Context) []string {
 	return []string{c.issuer, c.TokenURL}
+}
+
+// jwksHTTPClient fetches clients' jwks_uri: quiet (the default logs every
+// request to stderr), with a short timeout and one retry, so a slow key
+// server cannot hold token requests open.
+func jwksHTTPClient() *retryablehttp.Client {
+	c := retryablehttp.NewClient()
+	c.Logger = nil
+	c.RetryMax = 1
+	c.HTTPClient.Timeout = 5 * time.Second
+	return c
 }

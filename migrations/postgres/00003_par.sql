@@ -14,5 +14,10 @@ CREATE TABLE par_requests (
 );
 CREATE INDEX par_requests_expires_idx ON par_requests (expires_at);
 
+-- fosite accepts exactly one algorithm for a client's private_key_jwt
+-- assertions; empty means "derive it from the client's keys".
+ALTER TABLE clients ADD COLUMN token_endpoint_auth_signing_alg TEXT NOT NULL DEFAULT '';
+
 -- +goose Down
+ALTER TABLE clients DROP COLUMN token_endpoint_auth_signing_alg;
 DROP TABLE par_requests;
