@@ -55,6 +55,7 @@ func (e *env) serve(cmd *cobra.Command, migrate bool) error {
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
 	go a.Keys.Run(bg, keyReloadInterval)
+	go a.RunKeyRotation(bg)
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

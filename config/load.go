@@ -26,6 +26,8 @@ const (
 	// EnvScopes adds scopes as "name=description;name=description". It has
 	// its own format because a list of pairs does not fit one env value.
 	EnvScopes = "LATCH_SCOPES"
+	// EnvNewMasterKey is read only by `latch keys rewrap`.
+	EnvNewMasterKey = "LATCH_NEW_MASTER_KEY"
 )
 
 // Flag names registered by BindFlags.
@@ -106,7 +108,7 @@ func Load(opts LoadOptions) (*Config, error) {
 		EnvironFunc: func() []string { return opts.Environ },
 		TransformFunc: func(name, val string) (string, any) {
 			switch name {
-			case EnvConfigFile:
+			case EnvConfigFile, EnvNewMasterKey:
 				return "", nil
 			case EnvScopes:
 				envScopes = val
