@@ -18,32 +18,33 @@ import (
 // Client is a registered OAuth client. Field names follow RFC 7591; the
 // secret is only ever held as a keyed hash.
 type Client struct {
-	ID                        string   `gorm:"column:id;primaryKey" json:"client_id"`
-	SecretHash                string   `gorm:"column:secret_hash" json:"-"`
-	Public                    bool     `gorm:"column:public" json:"-"`
-	Name                      string   `gorm:"column:client_name" json:"client_name"`
-	RedirectURIs              []string `gorm:"column:redirect_uris;serializer:json" json:"redirect_uris"`
-	GrantTypes                []string `gorm:"column:grant_types;serializer:json" json:"grant_types"`
-	ResponseTypes             []string `gorm:"column:response_types;serializer:json" json:"response_types"`
-	Scope                     string   `gorm:"column:scope" json:"scope"`
-	Audience                  []string `gorm:"column:audience;serializer:json" json:"audience,omitempty"`
-	TokenEndpointAuthMethod   string   `gorm:"column:token_endpoint_auth_method" json:"token_endpoint_auth_method"`
-	JWKS                      string   `gorm:"column:jwks" json:"-"`
-	JWKSURI                   string   `gorm:"column:jwks_uri" json:"jwks_uri,omitempty"`
-	LogoURI                   string   `gorm:"column:logo_uri" json:"logo_uri,omitempty"`
-	ClientURI                 string   `gorm:"column:client_uri" json:"client_uri,omitempty"`
-	PolicyURI                 string   `gorm:"column:policy_uri" json:"policy_uri,omitempty"`
-	TOSURI                    string   `gorm:"column:tos_uri" json:"tos_uri,omitempty"`
-	Contacts                  []string `gorm:"column:contacts;serializer:json" json:"contacts,omitempty"`
-	Owner                     string   `gorm:"column:owner" json:"owner,omitempty"`
-	IDTokenSignedResponseAlg  string   `gorm:"column:id_token_signed_response_alg" json:"id_token_signed_response_alg,omitempty"`
-	DPoPBoundAccessTokens     bool     `gorm:"column:dpop_bound_access_tokens" json:"dpop_bound_access_tokens,omitempty"`
-	RequirePushedAuthRequests bool     `gorm:"column:require_pushed_authorization_requests" json:"require_pushed_authorization_requests,omitempty"`
+	ID                        string    `gorm:"column:id;primaryKey" json:"client_id"`
+	SecretHash                string    `gorm:"column:secret_hash" json:"-"`
+	Public                    bool      `gorm:"column:public" json:"-"`
+	Name                      string    `gorm:"column:client_name" json:"client_name"`
+	RedirectURIs              []string  `gorm:"column:redirect_uris;serializer:json" json:"redirect_uris"`
+	GrantTypes                []string  `gorm:"column:grant_types;serializer:json" json:"grant_types"`
+	ResponseTypes             []string  `gorm:"column:response_types;serializer:json" json:"response_types"`
+	Scope                     string    `gorm:"column:scope" json:"scope"`
+	Audience                  []string  `gorm:"column:audience;serializer:json" json:"audience,omitempty"`
+	TokenEndpointAuthMethod   string    `gorm:"column:token_endpoint_auth_method" json:"token_endpoint_auth_method"`
+	JWKS                      string    `gorm:"column:jwks" json:"-"`
+	JWKSURI                   string    `gorm:"column:jwks_uri" json:"jwks_uri,omitempty"`
+	LogoURI                   string    `gorm:"column:logo_uri" json:"logo_uri,omitempty"`
+	ClientURI                 string    `gorm:"column:client_uri" json:"client_uri,omitempty"`
+	PolicyURI                 string    `gorm:"column:policy_uri" json:"policy_uri,omitempty"`
+	TOSURI                    string    `gorm:"column:tos_uri" json:"tos_uri,omitempty"`
+	Contacts                  []string  `gorm:"column:contacts;serializer:json" json:"contacts,omitempty"`
+	Owner                     string    `gorm:"column:owner" json:"owner,omitempty"`
+	IDTokenSignedResponseAlg  string    `gorm:"column:id_token_signed_response_alg" json:"id_token_signed_response_alg,omitempty"`
+	DPoPBoundAccessTokens     bool      `gorm:"column:dpop_bound_access_tokens" json:"dpop_bound_access_tokens,omitempty"`
+	RequirePushedAuthRequests bool      `gorm:"column:require_pushed_authorization_requests" json:"require_pushed_authorization_requests,omitempty"`
+	CreatedAt                 time.Time `gorm:"column:created_at" json:"created_at"`
+	UpdatedAt                 time.Time `gorm:"column:updated_at" json:"updated_at"`
+
 	// TokenEndpointAuthSigningAlg is the private_key_jwt assertion alg
 	// (RFC 7591); empty derives it from the keys.
-	TokenEndpointAuthSigningAlg string    `gorm:"column:token_endpoint_auth_signing_alg" json:"token_endpoint_auth_signing_alg,omitempty"`
-	CreatedAt                   time.Time `gorm:"column:created_at" json:"created_at"`
-	UpdatedAt                   time.Time `gorm:"column:updated_at" json:"updated_at"`
+	TokenEndpointAuthSigningAlg string `gorm:"column:token_endpoint_auth_signing_alg" json:"token_endpoint_auth_signing_alg,omitempty"`
 
 	// jwks is JWKS parsed once on load: fosite wants go-jose v3 types here.
 	jwks *jose.JSONWebKeySet `gorm:"-"`
