@@ -17,6 +17,7 @@ import (
 
 	"github.com/latchhq/latch/approval"
 	"github.com/latchhq/latch/config"
+	"github.com/latchhq/latch/dpop"
 	"github.com/latchhq/latch/keys"
 	"github.com/latchhq/latch/migrations"
 	"github.com/latchhq/latch/provider"
@@ -34,8 +35,11 @@ type App struct {
 	Sealer *keys.Sealer
 	Keys   *keys.Manager
 	Scopes *scopes.Registry
-	Log    *slog.Logger
-	Now    func() time.Time
+	// DPoP verifies proofs; its nonces derive from the master key, so every
+	// instance accepts every instance's nonce.
+	DPoP *dpop.Verifier
+	Log  *slog.Logger
+	Now  func() time.Time
 	// MasterKeyGenerated is true when this start wrote a new latch.key.
 	MasterKeyGenerated bool
 
@@ -97,6 +101,14 @@ func (a *App) prepare(ctx context.Context, opt Options) error {
 		return err
 	}
 	a.hmacKey = master.Derive("token-hmac")
+	a.DPoP, err = dpop.New(dpop.Options{
+		IATWindow: cfg.DPoP.IATWindow, NonceRequired: cfg.DPoP.NonceRequired,
+		NonceSecret: master.Derive("dpop-nonce"), NonceWindow: cfg.DPoP.NonceLifetime,
+		IsReplay: func(err error) bool { return errors.Is(err, storage.ErrReplay) }, Now: a.Now,
+	}, a.Store)
+	if err != nil {
+		return err
+	}
 	list := make([]scopes.Scope, 0, len(cfg.Scopes))
 	for _, s := range cfg.Scopes {
 		list = append(list, scopes.Scope{Name: s.Name, Description: s.Description})
@@ -114,6 +126,7 @@ func (a *App) Provider() *fosite.Fosite {
 		RefreshTokenLifetime: cfg.Tokens.RefreshTokenLifetime,
 		IDTokenLifetime:      cfg.Tokens.IDTokenLifetime,
 		CodeLifetime:         cfg.Tokens.CodeLifetime,
+		PARLifetime:          cfg.PAR.Lifetime,
 		OpaqueAccessTokens:   cfg.Tokens.AccessTokenFormat == config.AccessTokenOpaque,
 		HMACSecret:           a.hmacKey,
 		Hasher:               a.Hasher,
@@ -134,13 +147,15 @@ func (a *App) Server() *server.Server {
 		AuthSessionLifetime:  cfg.Approval.SessionLifetime,
 		LoginSessionLifetime: cfg.Login.SessionLifetime,
 		MaxBodyBytes:         cfg.HTTP.MaxBodyBytes,
+		IDTokenSigningAlgs:   []string{keys.ES256, keys.RS256},
+		PARRequired:          cfg.PAR.Required,
 		ReadTimeout:          cfg.HTTP.ReadTimeout,
 		ReadHeaderTimeout:    cfg.HTTP.ReadHeaderTimeout,
 		WriteTimeout:         cfg.HTTP.WriteTimeout,
 		IdleTimeout:          cfg.HTTP.IdleTimeout,
 	}, server.Deps{
 		Store: a.Store, OAuth: a.Provider(), Keys: a.Keys, Hasher: a.Hasher, Scopes: a.Scopes,
-		Approval: appr, Logger: a.Log, Metrics: reg, Now: a.Now, Audit: rec,
+		Approval: appr, Logger: a.Log, Metrics: reg, Now: a.Now, Audit: rec, DPoP: a.DPoP,
 	})
 	a.mountManagement(srv, rec)
 	return srv

@@ -14,8 +14,8 @@ import (
 )
 
 func newKeys(e *env) *cobra.Command {
-	cmd := &cobra.Command{Use: "keys", Short: "List and rotate token-signing keys", Args: cobra.NoArgs}
-	cmd.AddCommand(newKeysList(e), newKeysRotate(e))
+	cmd := &cobra.Command{Use: "keys", Short: "List, rotate and rewrap token-signing keys", Args: cobra.NoArgs}
+	cmd.AddCommand(newKeysList(e), newKeysRotate(e), newRewrap(e))
 	return cmd
 }
 

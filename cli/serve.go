@@ -60,6 +60,7 @@ func (e *env) serve(cmd *cobra.Command, migrate bool) error {
 	defer stop()
 	go a.Keys.Run(bg, keyReloadInterval)
 	go a.Audit().RunPruner(bg, cfg.Audit.Retention, auditPruneInterval, a.Now)
+	go a.RunKeyRotation(bg)
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

@@ -46,6 +46,9 @@ type Config struct {
 	Login    LoginConfig    `koanf:"login"`
 	API      APIConfig      `koanf:"api"`
 	Tokens   TokensConfig   `koanf:"tokens"`
+	DPoP     DPoPConfig     `koanf:"dpop"`
+	PAR      PARConfig      `koanf:"par"`
+	Keys     KeysConfig     `koanf:"keys"`
 	Log      LogConfig      `koanf:"log"`
 	Audit    AuditConfig    `koanf:"audit"`
 }
@@ -54,6 +57,40 @@ type Config struct {
 type AuditConfig struct {
 	// Retention is how long audit events are kept; 0 keeps them forever.
 	Retention time.Duration `koanf:"retention"`
+}
+
+// DPoPConfig tunes RFC 9449 proof checks.
+type DPoPConfig struct {
+	// IATWindow is how far a proof's iat may be from the server's clock,
+	// either way; it also bounds how long a jti is remembered.
+	IATWindow time.Duration `koanf:"iat_window"`
+	// NonceRequired makes every proof carry a server-issued nonce, which
+	// limits pre-generated proofs to the nonce's lifetime.
+	NonceRequired bool `koanf:"nonce_required"`
+	// NonceLifetime is how long one nonce is handed out; the previous one
+	// is accepted too, so clients never race a rotation.
+	NonceLifetime time.Duration `koanf:"nonce_lifetime"`
+}
+
+// PARConfig configures pushed authorization requests (RFC 9126).
+type PARConfig struct {
+	// Required refuses authorization requests not pushed first, for every
+	// client (a client can also be marked individually).
+	Required bool `koanf:"required"`
+	// Lifetime of a request_uri; short, since it only bridges one redirect.
+	Lifetime time.Duration `koanf:"lifetime"`
+}
+
+// KeysConfig configures signing-key rotation.
+type KeysConfig struct {
+	// RotationInterval rotates the signing keys on a schedule; 0 is off.
+	RotationInterval time.Duration `koanf:"rotation_interval"`
+	// PrePublication is how long a new key is in the JWKS before it signs,
+	// so relying parties with a cached JWKS have fetched it by then.
+	PrePublication time.Duration `koanf:"pre_publication"`
+	// RetireAfter keeps an old key published this long after it stops
+	// signing; it must outlive every token the key signed.
+	RetireAfter time.Duration `koanf:"retire_after"`
 }
 
 // HTTPConfig configures the listener. The timeouts exist so that slow or
@@ -138,6 +175,8 @@ const (
 const (
 	MaxCodeLifetime            = 10 * time.Minute
 	MaxApprovalSessionLifetime = time.Hour
+	MaxDPoPIATWindow           = 10 * time.Minute
+	MaxPARLifetime             = 10 * time.Minute
 )
 
 const (
@@ -186,6 +225,9 @@ func defaults() *Config {
 		},
 		Log:   LogConfig{Level: "info", Format: "text"},
 		Audit: AuditConfig{Retention: 90 * 24 * time.Hour},
+		DPoP:  DPoPConfig{IATWindow: time.Minute, NonceLifetime: 5 * time.Minute},
+		PAR:   PARConfig{Lifetime: time.Minute},
+		Keys:  KeysConfig{PrePublication: time.Hour, RetireAfter: 24 * time.Hour},
 	}
 }
 

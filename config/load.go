@@ -26,6 +26,8 @@ const (
 	// EnvScopes adds scopes as "name=description;name=description". It has
 	// its own format because a list of pairs does not fit one env value.
 	EnvScopes = "LATCH_SCOPES"
+	// EnvNewMasterKey is read only by `latch keys rewrap`.
+	EnvNewMasterKey = "LATCH_NEW_MASTER_KEY"
 )
 
 // Flag names registered by BindFlags.
@@ -106,7 +108,7 @@ func Load(opts LoadOptions) (*Config, error) {
 		EnvironFunc: func() []string { return opts.Environ },
 		TransformFunc: func(name, val string) (string, any) {
 			switch name {
-			case EnvConfigFile:
+			case EnvConfigFile, EnvNewMasterKey:
 				return "", nil
 			case EnvScopes:
 				envScopes = val
@@ -329,6 +331,19 @@ func decodeLeaf(dst reflect.Value, raw any, secret bool) string {
 			return "must be an integer, got " + yamlKind(raw)
 		}
 		dst.SetInt(n)
+	case dst.Kind() == reflect.Bool:
+		switch v := raw.(type) {
+		case bool:
+			dst.SetBool(v)
+		case string:
+			b, err := strconv.ParseBool(strings.TrimSpace(v))
+			if err != nil {
+				return fmt.Sprintf("%q is not a boolean; use true or false", v)
+			}
+			dst.SetBool(b)
+		default:
+			return "must be true or false, got " + yamlKind(raw)
+		}
 	default:
 		// Only reachable if Config gains a field kind this switch lacks.
 		return fmt.Sprintf("unsupported field type %s", dst.Type())

@@ -101,6 +101,10 @@ func (c *Config) validate(ps *problems) {
 		{"tokens.refresh_token_lifetime", c.Tokens.RefreshTokenLifetime, 0},
 		{"tokens.id_token_lifetime", c.Tokens.IDTokenLifetime, 0},
 		{"tokens.code_lifetime", c.Tokens.CodeLifetime, MaxCodeLifetime},
+		{"dpop.iat_window", c.DPoP.IATWindow, MaxDPoPIATWindow},
+		{"dpop.nonce_lifetime", c.DPoP.NonceLifetime, 0},
+		{"par.lifetime", c.PAR.Lifetime, MaxPARLifetime},
+		{"keys.retire_after", c.Keys.RetireAfter, 0},
 	} {
 		switch {
 		case d.val <= 0:
@@ -112,6 +116,17 @@ func (c *Config) validate(ps *problems) {
 
 	if c.Audit.Retention < 0 {
 		ps.add("audit.retention", "must be 0 (keep forever) or positive, got %s", c.Audit.Retention)
+	}
+	if c.Keys.RotationInterval < 0 {
+		ps.add("keys.rotation_interval", "must be 0 (off) or positive, got %s", c.Keys.RotationInterval)
+	}
+	if c.Keys.PrePublication < 0 {
+		ps.add("keys.pre_publication", "must not be negative, got %s", c.Keys.PrePublication)
+	}
+	// A key retired before the tokens it signed expire would make those
+	// tokens unverifiable through the JWKS.
+	if longest := max(c.Tokens.AccessTokenLifetime, c.Tokens.IDTokenLifetime); c.Keys.RetireAfter > 0 && c.Keys.RetireAfter < longest {
+		ps.add("keys.retire_after", "must be at least the longest JWT lifetime (%s), got %s", longest, c.Keys.RetireAfter)
 	}
 
 	oneOf(ps, "tokens.access_token_format", c.Tokens.AccessTokenFormat, AccessTokenJWT, AccessTokenOpaque)

@@ -27,7 +27,7 @@ import (
 type Store interface {
 	ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error)
 	InsertSigningKey(ctx context.Context, k *storage.SigningKey) error
-	RetireSigningKeys(ctx context.Context, activatedBefore, retiresAt time.Time) error
+	RetireSigningKeys(ctx context.Context, alg string, activatedBefore, retiresAt time.Time) error
 }
 
 // Supported signing algorithms.
@@ -151,16 +151,23 @@ func (m *Manager) Run(ctx context.Context, interval time.Duration) {
 // now+prePublish, and retires the older keys of that alg once every token
 // they signed has expired (retireAfter after the new key takes over).
 func (m *Manager) Rotate(ctx context.Context, alg string, prePublish, retireAfter time.Duration) (string, error) {
-	now := m.now()
-	activates := now.Add(prePublish)
+	kid, err := m.rotate(ctx, alg, prePublish, retireAfter)
+	if err != nil {
+		return "", err
+	}
+	return kid, m.Reload(ctx)
+}
+
+func (m *Manager) rotate(ctx context.Context, alg string, prePublish, retireAfter time.Duration) (string, error) {
+	activates := m.now().Add(prePublish)
 	kid, err := m.create(ctx, alg, activates)
 	if err != nil {
 		return "", err
 	}
-	if err := m.store.RetireSigningKeys(ctx, activates, activates.Add(retireAfter)); err != nil {
+	if err := m.store.RetireSigningKeys(ctx, alg, activates, activates.Add(retireAfter)); err != nil {
 		return "", fmt.Errorf("retire old signing keys: %w", err)
 	}
-	return kid, m.Reload(ctx)
+	return kid, nil
 }
 
 func (m *Manager) create(ctx context.Context, alg string, activates time.Time) (string, error) {

@@ -31,11 +31,19 @@ func (m *Manager) Signer(alg string) *Signer {
 
 // Generate signs claims with the current key; header values (such as
 // typ: at+jwt) are kept and the key's kid is added.
-func (s *Signer) Generate(_ context.Context, claims jwt.MapClaims, header jwt.Mapper) (string, string, error) {
+func (s *Signer) Generate(ctx context.Context, claims jwt.MapClaims, header jwt.Mapper) (string, string, error) {
 	if claims == nil || header == nil {
 		return "", "", errors.New("keys: claims and header are required")
 	}
-	k, err := s.m.current(s.alg)
+	alg := s.signingAlg(ctx, header)
+	k, err := s.m.current(alg)
+	if errors.Is(err, ErrNoKey) && alg != s.alg {
+		// The first client asking for another algorithm creates its key;
+		// Ensure reloads first, so a key another instance made is used.
+		if err = s.m.Ensure(ctx, alg); err == nil {
+			k, err = s.m.current(alg)
+		}
+	}
 	if err != nil {
 		return "", "", err
 	}
@@ -94,3 +102,27 @@ func (s *Signer) Hash(_ context.Context, in []byte) ([]byte, error) {
 
 // GetSigningMethodLength is SHA-256's size.
 func (s *Signer) GetSigningMethodLength(context.Context) int { return sha256.Size }
+
+type idTokenAlgKey struct{}
+
+// WithIDTokenAlg asks the signer to sign ID tokens made under ctx with alg
+// (a client's id_token_signed_response_alg). fosite's OpenID strategy has a
+// single signer, and the token endpoint's context is the one place that
+// knows the client, so the choice travels there.
+func WithIDTokenAlg(ctx context.Context, alg string) context.Context {
+	return context.WithValue(ctx, idTokenAlgKey{}, alg)
+}
+
+// signingAlg is the signer's own algorithm, except for ID tokens under a
+// context that asks for another one. Access tokens (typ at+jwt) keep the
+// default, so resource servers need only one algorithm.
+func (s *Signer) signingAlg(ctx context.Context, header jwt.Mapper) string {
+	alg, _ := ctx.Value(idTokenAlgKey{}).(string)
+	if alg == "" || alg == s.alg {
+		return s.alg
+	}
+	if typ, _ := header.ToMap()["typ"].(string); typ == "at+jwt" {
+		return s.alg
+	}
+	return alg
+}

@@ -29,7 +29,7 @@ func (s *Server) authorize(c echo.Context) error {
 	if err != nil {
 		return s.authorizeError(c, ar, err)
 	}
-	if err := s.checkAuthorizeRequest(ar); err != nil {
+	if err := s.checkAuthorizeRequest(ar, false); err != nil {
 		return s.authorizeError(c, ar, err)
 	}
 	form := ar.GetRequestForm()
@@ -48,7 +48,7 @@ func (s *Server) authorize(c echo.Context) error {
 	a := &storage.AuthSession{
 		ID:              secret.New(),
 		ClientID:        ar.GetClient().GetID(),
-		RequestForm:     form.Encode(),
+		RequestForm:     resumableForm(form),
 		RequestedScopes: ar.GetRequestedScopes(),
 		BrowserHash:     s.browserBinding(c),
 		ExpiresAt:       now.Add(s.opt.AuthSessionLifetime),
@@ -80,8 +80,10 @@ func (s *Server) approvalURL(id string) string {
 
 // checkAuthorizeRequest applies Latch's policy on top of fosite's checks,
 // before anyone is asked to decide: code flow only, PKCE S256 always, known
-// scopes only, no request objects.
-func (s *Server) checkAuthorizeRequest(ar fosite.AuthorizeRequester) error {
+// scopes only, no request objects, request_uri only from a pushed request
+// (which is required when configured, globally or for the client). At the
+// PAR endpoint itself (atPAR) the pushing requirement is what is satisfied.
+func (s *Server) checkAuthorizeRequest(ar fosite.AuthorizeRequester, atPAR bool) error {
 	form := ar.GetRequestForm()
 	if !ar.GetResponseTypes().ExactOne("code") {
 		return fosite.ErrUnsupportedResponseType.WithHint("Only response_type=code is supported.")
@@ -89,8 +91,17 @@ func (s *Server) checkAuthorizeRequest(ar fosite.AuthorizeRequester) error {
 	if form.Get("request") != "" {
 		return fosite.ErrRequestNotSupported.WithHint("Request objects are not supported.")
 	}
-	if form.Get("request_uri") != "" {
-		return fosite.ErrRequestURINotSupported.WithHint("request_uri is not supported.")
+	// fosite has already redeemed a pushed request_uri and merged its
+	// parameters into the form; any other request_uri is refused.
+	pushed := strings.HasPrefix(form.Get("request_uri"), parPrefix)
+	if form.Get("request_uri") != "" && !pushed {
+		return fosite.ErrRequestURINotSupported.WithHint("Only request_uri values from the pushed authorization request endpoint are supported.")
+	}
+	if !atPAR && !pushed && (s.opt.PARRequired || requiresPAR(ar.GetClient())) {
+		return fosite.ErrInvalidRequest.WithHint("Pushed authorization requests are required: POST the request to " + parPath + " first and send its request_uri.")
+	}
+	if jkt := form.Get("dpop_jkt"); jkt != "" && !validJKT(jkt) {
+		return fosite.ErrInvalidRequest.WithHint("dpop_jkt must be a base64url SHA-256 JWK thumbprint.")
 	}
 	if form.Get("code_challenge") == "" {
 		return fosite.ErrInvalidRequest.WithHint("PKCE is required: send code_challenge with code_challenge_method=S256.")
@@ -250,6 +261,8 @@ func (s *Server) finishAuthorize(c echo.Context, ar fosite.AuthorizeRequester, g
 	sess := provider.UserSession(s.opt.Issuer, ar.GetClient().GetID(), g.subject,
 		g.authTime.Truncate(time.Second), g.requestedAt.Truncate(time.Second), g.acr,
 		scopes.Claims(g.scopes, g.claims), g.claims)
+	// dpop_jkt binds the code: the token request must prove that key.
+	sess.JKT = ar.GetRequestForm().Get("dpop_jkt")
 	resp, err := s.oauth.NewAuthorizeResponse(ctx, ar, sess)
 	if err != nil {
 		return s.authorizeError(c, ar, err)

@@ -35,6 +35,9 @@ type Metadata struct {
 	RequestParameterSupported                  bool     `json:"request_parameter_supported"`
 	RequestURIParameterSupported               bool     `json:"request_uri_parameter_supported"`
 	AuthorizationResponseIssParameterSupported bool     `json:"authorization_response_iss_parameter_supported"`
+	DPoPSigningAlgValuesSupported              []string `json:"dpop_signing_alg_values_supported,omitempty"`
+	PushedAuthorizationRequestEndpoint         string   `json:"pushed_authorization_request_endpoint"`
+	RequirePushedAuthorizationRequests         bool     `json:"require_pushed_authorization_requests"`
 }
 
 // clientAuthMethods are the client authentication methods fosite performs
@@ -71,6 +74,9 @@ func (s *Server) Metadata() Metadata {
 		ClaimsSupported:                            claims,
 		PromptValuesSupported:                      []string{"none", "login", "consent"},
 		AuthorizationResponseIssParameterSupported: true,
+		DPoPSigningAlgValuesSupported:              s.dpopAlgs(),
+		PushedAuthorizationRequestEndpoint:         iss + parPath,
+		RequirePushedAuthorizationRequests:         s.opt.PARRequired,
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/latchhq/latch/apierror"
 	"github.com/latchhq/latch/approval"
 	"github.com/latchhq/latch/audit"
+	"github.com/latchhq/latch/dpop"
 	"github.com/latchhq/latch/keys"
 	"github.com/latchhq/latch/scopes"
 	"github.com/latchhq/latch/secret"
@@ -49,10 +50,12 @@ type Options struct {
 	LoginSessionLifetime time.Duration
 	MaxBodyBytes         int64
 	IDTokenSigningAlgs   []string
-	ReadTimeout          time.Duration
-	ReadHeaderTimeout    time.Duration
-	WriteTimeout         time.Duration
-	IdleTimeout          time.Duration
+	// PARRequired refuses authorization requests not pushed first.
+	PARRequired       bool
+	ReadTimeout       time.Duration
+	ReadHeaderTimeout time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
 }
 
 // Deps are the server's collaborators, built by main.
@@ -67,6 +70,8 @@ type Deps struct {
 	Metrics  *prometheus.Registry
 	Now      func() time.Time
 	Audit    *audit.Recorder // nil records nothing
+	// DPoP verifies proofs; nil turns DPoP off.
+	DPoP *dpop.Verifier
 }
 
 // Server is the HTTP server.
@@ -80,6 +85,7 @@ type Server struct {
 	appr    *approval.Service
 	log     *slog.Logger
 	now     func() time.Time
+	dpop    *dpop.Verifier
 	secure  bool
 	echo    *echo.Echo
 	metrics *httpMetrics
@@ -102,7 +108,7 @@ func New(opt Options, d Deps) *Server {
 	}
 	s := &Server{
 		opt: opt, store: d.Store, oauth: d.OAuth, keys: d.Keys, hasher: d.Hasher, scopes: d.Scopes,
-		appr: d.Approval, log: d.Logger, now: d.Now, audit: d.Audit,
+		appr: d.Approval, log: d.Logger, now: d.Now, audit: d.Audit, dpop: d.DPoP,
 		secure:  strings.HasPrefix(opt.Issuer, "https://"),
 		metrics: newHTTPMetrics(d.Metrics),
 	}
@@ -122,6 +128,7 @@ func New(opt Options, d Deps) *Server {
 	e.GET("/oauth2/authorize", s.authorize)
 	e.POST("/oauth2/authorize", s.authorize)
 	e.GET(approval.ResumePath, s.resume)
+	e.POST(parPath, s.par)
 	e.POST("/oauth2/token", s.token)
 	e.POST("/oauth2/revoke", s.revoke)
 	e.POST("/oauth2/introspect", s.introspect)

@@ -24,6 +24,10 @@ func (s *Server) token(c echo.Context) error {
 		// RFC 6749 §5.2 names it unsupported_grant_type.
 		return s.tokenError(c, nil, fosite.ErrUnsupportedGrantType.WithHintf("grant_type %q is not supported.", gt))
 	}
+	proof, err := s.checkProof(c, tokenPath, "")
+	if err != nil {
+		return s.tokenError(c, nil, dpopOAuthError(err))
+	}
 	sess := provider.NewSession()
 	ar, err := s.oauth.NewAccessRequest(ctx, c.Request(), sess)
 	if err != nil {
@@ -35,13 +39,20 @@ func (s *Server) token(c echo.Context) error {
 			return s.tokenError(c, ar, err)
 		}
 	}
-	resp, err := s.oauth.NewAccessResponse(ctx, ar)
+	if err := bindToken(ar, proof); err != nil {
+		return s.tokenError(c, ar, err)
+	}
+	resp, err := s.oauth.NewAccessResponse(withIDTokenAlg(ctx, ar.GetClient()), ar)
 	if err != nil {
 		err = s.raceLost(ctx, ar, err)
 		s.auditToken(ctx, c.Request(), ar, err)
 		return s.tokenError(c, ar, err)
 	}
 	s.auditToken(ctx, c.Request(), ar, nil)
+	if proof != nil {
+		resp.SetTokenType("DPoP")
+		s.setNonce(c)
+	}
 	s.oauth.WriteAccessResponse(ctx, c.Response(), ar, resp)
 	return nil
 }
@@ -49,6 +60,8 @@ func (s *Server) token(c echo.Context) error {
 // grantTypes are the grants Latch serves (password and implicit are gone in
 // OAuth 2.1).
 var grantTypes = []string{"authorization_code", "refresh_token", "client_credentials"}
+
+const tokenPath = "/oauth2/token"
 
 // grantClientCredentials grants the requested scopes (fosite has already
 // checked them against the client's) and makes the client the subject, as
@@ -101,9 +114,7 @@ func (s *Server) tokenError(c echo.Context, ar fosite.AccessRequester, err error
 	if rfc.CodeField >= 500 {
 		s.log.Error("token request failed", "err", err, "cause", rfc.Cause(), "debug", rfc.Debug())
 	}
-	if rfc.ErrorField == fosite.ErrInvalidClient.ErrorField {
-		c.Response().Header().Set("WWW-Authenticate", `Basic realm="latch", charset="UTF-8"`)
-	}
+	s.errorHeaders(c, rfc)
 	s.oauth.WriteAccessError(c.Request().Context(), c.Response(), ar, err)
 	return nil
 }
@@ -202,20 +213,13 @@ func (s *Server) introspectError(c echo.Context, err error) error {
 }
 
 // userinfo returns the claims the host app gave at approval, filtered by the
-// granted scopes. The access token comes only from the Authorization header.
+// granted scopes. The access token comes only from the Authorization header,
+// as a Bearer token or, when DPoP-bound, with the DPoP scheme and a proof.
 func (s *Server) userinfo(c echo.Context) error {
-	ctx := c.Request().Context()
 	c.Response().Header().Set("Cache-Control", "no-store")
-	scheme, token, _ := strings.Cut(c.Request().Header.Get("Authorization"), " ")
-	if !strings.EqualFold(scheme, "Bearer") || token == "" {
-		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="latch"`)
-		return c.JSON(http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": "A bearer access token in the Authorization header is required."})
-	}
-	sess := provider.NewSession()
-	use, ar, err := s.oauth.IntrospectToken(ctx, token, fosite.AccessToken, sess)
-	if err != nil || use != fosite.AccessToken {
-		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="latch", error="invalid_token"`)
-		return c.JSON(http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": "The access token is invalid, expired or revoked."})
+	ar, sess, ok := s.resourceAuth(c, "/userinfo")
+	if !ok {
+		return nil
 	}
 	if !ar.GetGrantedScopes().Has("openid") {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="latch", error="insufficient_scope", scope="openid"`)

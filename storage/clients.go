@@ -2,6 +2,9 @@ package storage
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,6 +45,10 @@ type Client struct {
 	// when a rotation asked for a grace period.
 	RotatedSecretHash      string     `gorm:"column:rotated_secret_hash" json:"-"`
 	RotatedSecretExpiresAt *time.Time `gorm:"column:rotated_secret_expires_at" json:"-"`
+
+	// TokenEndpointAuthSigningAlg is the private_key_jwt assertion alg
+	// (RFC 7591); empty derives it from the keys.
+	TokenEndpointAuthSigningAlg string `gorm:"column:token_endpoint_auth_signing_alg" json:"token_endpoint_auth_signing_alg,omitempty"`
 
 	// jwks is JWKS parsed once on load: fosite wants go-jose v3 types here.
 	jwks *jose.JSONWebKeySet `gorm:"-"`
@@ -85,9 +92,38 @@ func (c *Client) GetRequestObjectSigningAlgorithm() string {
 }
 func (c *Client) GetTokenEndpointAuthMethod() string { return c.TokenEndpointAuthMethod }
 
-// GetTokenEndpointAuthSigningAlgorithm is empty so fosite accepts any
-// asymmetric algorithm the client's keys allow for private_key_jwt.
-func (c *Client) GetTokenEndpointAuthSigningAlgorithm() string { return "" }
+// GetTokenEndpointAuthSigningAlgorithm is the one algorithm fosite accepts
+// for this client's assertions (it compares it with the assertion's alg, so
+// it cannot be empty): the registered value, else what the inline JWKS's
+// first signing key implies, else RS256, OIDC's default.
+func (c *Client) GetTokenEndpointAuthSigningAlgorithm() string {
+	if c.TokenEndpointAuthSigningAlg != "" {
+		return c.TokenEndpointAuthSigningAlg
+	}
+	if c.jwks != nil {
+		for _, k := range c.jwks.Keys {
+			if k.Use != "" && k.Use != "sig" {
+				continue
+			}
+			if k.Algorithm != "" {
+				return k.Algorithm
+			}
+			switch pub := k.Key.(type) {
+			case *ecdsa.PublicKey:
+				switch pub.Curve {
+				case elliptic.P384():
+					return "ES384"
+				case elliptic.P521():
+					return "ES512"
+				}
+				return "ES256"
+			case *rsa.PublicKey:
+				return "RS256"
+			}
+		}
+	}
+	return "RS256"
+}
 
 // AfterFind parses the stored JWKS once per load.
 func (c *Client) AfterFind(*gorm.DB) error { return c.parseJWKS() }

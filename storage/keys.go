@@ -91,11 +91,12 @@ func (s *Store) InsertSigningKey(ctx context.Context, k *SigningKey) error {
 	return translate(s.conn(ctx).Create(k).Error)
 }
 
-// RetireSigningKeys sets a retirement time on every key activated before
-// cutoff that has none yet (they keep verifying until then).
-func (s *Store) RetireSigningKeys(ctx context.Context, activatedBefore, retiresAt time.Time) error {
+// RetireSigningKeys sets a retirement time on every key of alg activated
+// before cutoff that has none yet (they keep verifying until then). Keys of
+// other algorithms are untouched: rotating ES256 must not retire RS256.
+func (s *Store) RetireSigningKeys(ctx context.Context, alg string, activatedBefore, retiresAt time.Time) error {
 	return translate(s.conn(ctx).Model(&SigningKey{}).
-		Where("activates_at < ? AND retires_at IS NULL", activatedBefore).
+		Where("alg = ? AND activates_at < ? AND retires_at IS NULL", alg, activatedBefore).
 		Update("retires_at", retiresAt.UTC()).Error)
 }
 

@@ -1,0 +1,64 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/latchhq/latch/config"
+	"github.com/latchhq/latch/keys"
+)
+
+// envNewMasterKey carries the new master key for `latch keys rewrap`, so it
+// need not appear in the process list.
+const envNewMasterKey = config.EnvNewMasterKey
+
+func newRewrap(e *env) *cobra.Command {
+	var newKey string
+	cmd := &cobra.Command{
+		Use:   "rewrap",
+		Short: "Re-encrypt every signing key under a new master key (one transaction)",
+		Long: "Re-encrypts all private signing keys, retired ones included, from the current\n" +
+			"master key to the one given with --new-master-key or " + envNewMasterKey + ".\n" +
+			"Stop every instance first and restart them with LATCH_MASTER_KEY set to the new\n" +
+			"key. Keys derived from the master key change with it: client secrets, API keys,\n" +
+			"refresh tokens, codes and opaque access tokens issued before become invalid.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if newKey == "" {
+				newKey = e.getenv(envNewMasterKey)
+			}
+			if newKey == "" {
+				return errors.New("give the new master key with --new-master-key or " + envNewMasterKey)
+			}
+			next, err := keys.ParseMasterKey(newKey)
+			if err != nil {
+				return fmt.Errorf("new master key: %w", err)
+			}
+			a, err := e.openApp(cmd, false)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			n, err := a.Keys.Rewrap(cmd.Context(), keys.NewSealer(next))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "rewrapped %d signing keys; restart every instance with the new LATCH_MASTER_KEY\n", n)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&newKey, "new-master-key", "", "base64 of the new 32-byte master key (prefer "+envNewMasterKey+")")
+	return cmd
+}
+
+func (e *env) getenv(name string) string {
+	for _, kv := range e.environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
+			return v
+		}
+	}
+	return ""
+}
