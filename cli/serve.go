@@ -13,10 +13,6 @@ import (
 	"github.com/latchhq/latch/app"
 )
 
-// keyReloadInterval bounds how long another instance's key rotation takes
-// to reach this one.
-const keyReloadInterval = 30 * time.Second
-
 func newServe(e *env) *cobra.Command {
 	var migrate bool
 	cmd := &cobra.Command{
@@ -54,7 +50,7 @@ func (e *env) serve(cmd *cobra.Command, migrate bool) error {
 	hs := srv.HTTPServer(cfg.HTTP.Addr)
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
-	go a.Keys.Run(bg, keyReloadInterval)
+	a.RunBackground(bg)
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

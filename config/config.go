@@ -47,6 +47,24 @@ type Config struct {
 	API      APIConfig      `koanf:"api"`
 	Tokens   TokensConfig   `koanf:"tokens"`
 	Log      LogConfig      `koanf:"log"`
+	Keys     KeysConfig     `koanf:"keys"`
+	Janitor  JanitorConfig  `koanf:"janitor"`
+}
+
+// KeysConfig configures signing-key handling.
+type KeysConfig struct {
+	// ReloadInterval is how often an instance re-reads the signing keys, so
+	// a key rotated through another instance reaches it within this long.
+	ReloadInterval time.Duration `koanf:"reload_interval"`
+}
+
+// JanitorConfig configures the deletion of expired rows.
+type JanitorConfig struct {
+	// Interval between purges inside serve; 0 disables them (then run
+	// `latch janitor` from cron).
+	Interval time.Duration `koanf:"interval"`
+	// BatchSize bounds the rows one DELETE removes, keeping locks short.
+	BatchSize int `koanf:"batch_size"`
 }
 
 // HTTPConfig configures the listener. The timeouts exist so that slow or
@@ -177,7 +195,9 @@ func defaults() *Config {
 			CodeLifetime:         60 * time.Second,
 			AccessTokenFormat:    AccessTokenJWT,
 		},
-		Log: LogConfig{Level: "info", Format: "text"},
+		Log:     LogConfig{Level: "info", Format: "text"},
+		Keys:    KeysConfig{ReloadInterval: 30 * time.Second},
+		Janitor: JanitorConfig{Interval: 5 * time.Minute, BatchSize: 1000},
 	}
 }
 

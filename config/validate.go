@@ -101,6 +101,7 @@ func (c *Config) validate(ps *problems) {
 		{"tokens.refresh_token_lifetime", c.Tokens.RefreshTokenLifetime, 0},
 		{"tokens.id_token_lifetime", c.Tokens.IDTokenLifetime, 0},
 		{"tokens.code_lifetime", c.Tokens.CodeLifetime, MaxCodeLifetime},
+		{"keys.reload_interval", c.Keys.ReloadInterval, 0},
 	} {
 		switch {
 		case d.val <= 0:
@@ -108,6 +109,13 @@ func (c *Config) validate(ps *problems) {
 		case d.max > 0 && d.val > d.max:
 			ps.add(d.key, "must be at most %s, got %s", d.max, d.val)
 		}
+	}
+
+	if c.Janitor.Interval < 0 {
+		ps.add("janitor.interval", "must be 0 (disabled) or more, got %s", c.Janitor.Interval)
+	}
+	if c.Janitor.BatchSize <= 0 {
+		ps.add("janitor.batch_size", "must be greater than 0, got %d", c.Janitor.BatchSize)
 	}
 
 	oneOf(ps, "tokens.access_token_format", c.Tokens.AccessTokenFormat, AccessTokenJWT, AccessTokenOpaque)
