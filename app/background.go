@@ -35,9 +35,10 @@ func (a *App) runJanitor(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// Purge deletes expired rows once, in batches of janitor.batch_size.
+// Purge deletes expired rows once, as the janitor settings say.
 func (a *App) Purge(ctx context.Context) (storage.PurgeResult, error) {
-	res, err := a.Store.Purge(ctx, storage.JanitorOptions{BatchSize: a.Config.Janitor.BatchSize})
+	j := a.Config.Janitor
+	res, err := a.Store.Purge(ctx, storage.JanitorOptions{BatchSize: j.BatchSize, ReplayGrace: j.ReplayGrace})
 	if n := res.Total(); n > 0 {
 		a.Log.Debug("janitor purged expired rows", "rows", n)
 	}

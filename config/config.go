@@ -65,6 +65,9 @@ type JanitorConfig struct {
 	Interval time.Duration `koanf:"interval"`
 	// BatchSize bounds the rows one DELETE removes, keeping locks short.
 	BatchSize int `koanf:"batch_size"`
+	// ReplayGrace keeps spent codes and refresh tokens this long past their
+	// expiry, so a late replay still revokes the grant family.
+	ReplayGrace time.Duration `koanf:"replay_grace"`
 }
 
 // HTTPConfig configures the listener. The timeouts exist so that slow or
@@ -197,7 +200,7 @@ func defaults() *Config {
 		},
 		Log:     LogConfig{Level: "info", Format: "text"},
 		Keys:    KeysConfig{ReloadInterval: 30 * time.Second},
-		Janitor: JanitorConfig{Interval: 5 * time.Minute, BatchSize: 1000},
+		Janitor: JanitorConfig{Interval: 5 * time.Minute, BatchSize: 1000, ReplayGrace: 24 * time.Hour},
 	}
 }
 

@@ -100,6 +100,7 @@ func TestDefaults(t *testing.T) {
 		{"keys.reload_interval", c.Keys.ReloadInterval, 30 * time.Second},
 		{"janitor.interval", c.Janitor.Interval, 5 * time.Minute},
 		{"janitor.batch_size", c.Janitor.BatchSize, 1000},
+		{"janitor.replay_grace", c.Janitor.ReplayGrace, 24 * time.Hour},
 		{"SQLitePath", c.SQLitePath(), "latch.db"},
 		{"IsPostgres", c.IsPostgres(), false},
 		{"ResolvedMasterKeyFile", c.ResolvedMasterKeyFile(), "latch.key"},

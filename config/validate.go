@@ -102,6 +102,7 @@ func (c *Config) validate(ps *problems) {
 		{"tokens.id_token_lifetime", c.Tokens.IDTokenLifetime, 0},
 		{"tokens.code_lifetime", c.Tokens.CodeLifetime, MaxCodeLifetime},
 		{"keys.reload_interval", c.Keys.ReloadInterval, 0},
+		{"janitor.replay_grace", c.Janitor.ReplayGrace, 0},
 	} {
 		switch {
 		case d.val <= 0:

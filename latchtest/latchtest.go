@@ -44,6 +44,8 @@ type Options struct {
 	Configure func(*config.Config)
 	// DevPage leaves approval_url empty (the built-in consent page).
 	DevPage bool
+	// Now replaces the app's clock (storage expiry, sessions, keys).
+	Now func() time.Time
 }
 
 // Env is one running Latch.
@@ -89,7 +91,7 @@ func Start(t testing.TB, o Options) *Env {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	ctx := context.Background()
-	a, err := app.Open(ctx, cfg, log, app.Options{Migrate: true})
+	a, err := app.Open(ctx, cfg, log, app.Options{Migrate: true, Now: o.Now})
 	if err != nil {
 		t.Fatalf("open app: %v", err)
 	}

@@ -104,13 +104,20 @@ type flow struct {
 	code     string
 }
 
+// openidScope is what most flows here ask for.
+const openidScope = "openid offline_access"
+
 func authURL(base string, c latchtest.Client, verifier string) string {
+	return authURLScope(base, c, verifier, openidScope)
+}
+
+func authURLScope(base string, c latchtest.Client, verifier, scope string) string {
 	sum := sha256.Sum256([]byte(verifier))
 	q := url.Values{
 		"response_type":         {"code"},
 		"client_id":             {c.ID},
 		"redirect_uri":          {c.RedirectURIs[0]},
-		"scope":                 {"openid offline_access"},
+		"scope":                 {scope},
 		"state":                 {"state-123456"},
 		"nonce":                 {"nonce-123456"},
 		"code_challenge":        {base64.RawURLEncoding.EncodeToString(sum[:])},
@@ -120,10 +127,10 @@ func authURL(base string, c latchtest.Client, verifier string) string {
 }
 
 // getCode runs the browser flow on env, approved by the host app.
-func getCode(t *testing.T, env *latchtest.Env, c latchtest.Client) flow {
+func getCode(t *testing.T, env *latchtest.Env, c latchtest.Client, scope string) flow {
 	t.Helper()
 	verifier := strings.Repeat("v", 20) + randomish(t)
-	loc := env.Authorize(latchtest.NewBrowser(t), authURL(env.URL, c, verifier), map[string]any{"user": "user-1"})
+	loc := env.Authorize(latchtest.NewBrowser(t), authURLScope(env.URL, c, verifier, scope), map[string]any{"user": "user-1"})
 	code := loc.Query().Get("code")
 	if code == "" {
 		t.Fatalf("no code in %s", loc)

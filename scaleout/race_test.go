@@ -15,7 +15,7 @@ func TestRaceRefreshTokenOneWinner(t *testing.T) {
 		env := latchtest.Start(t, latchtest.Options{DSN: dsn(t)})
 		c := env.WebClient("client_secret_basic")
 		for round := range rounds {
-			tok := exchange(t, env.URL, c, getCode(t, env, c))
+			tok := exchange(t, env.URL, c, getCode(t, env, c, openidScope))
 			if tok.status != 200 {
 				t.Fatalf("round %d: exchange: %s", round, tok)
 			}
@@ -43,7 +43,7 @@ func TestRaceCodeExchangeOneWinner(t *testing.T) {
 		env := latchtest.Start(t, latchtest.Options{DSN: dsn(t)})
 		c := env.WebClient("client_secret_basic")
 		for round := range rounds {
-			f := getCode(t, env, c)
+			f := getCode(t, env, c, openidScope)
 			rs := parallel(50, func(int) result { return exchange(t, env.URL, c, f) })
 			byStatus, byError := tally(t, rs)
 			if byStatus[200] != 1 || byError["invalid_grant"] != 49 {

@@ -34,9 +34,10 @@ type Clock struct {
 }
 
 // NewClock starts a clock at a fixed, microsecond-aligned instant.
-func NewClock() *Clock {
-	return &Clock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
+func NewClock() *Clock { return NewClockAt(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)) }
+
+// NewClockAt starts a clock at t.
+func NewClockAt(t time.Time) *Clock { return &Clock{t: t.UTC().Truncate(time.Microsecond)} }
 
 // Now reads the clock.
 func (c *Clock) Now() time.Time {
