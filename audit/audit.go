@@ -6,7 +6,6 @@ package audit
 import (
 	"context"
 	"log/slog"
-	"time"
 
 	"github.com/latchhq/latch/storage"
 )
@@ -61,7 +60,6 @@ const (
 type Store interface {
 	InsertAudit(ctx context.Context, e *storage.AuditEvent) error
 	ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error)
-	PruneAudit(ctx context.Context, before time.Time) (int64, error)
 }
 
 // Event is what a caller reports; actor and IP default to those carried by
@@ -137,27 +135,5 @@ func (r *Recorder) SessionDecided(ctx context.Context, a *storage.AuthSession) {
 			Details: map[string]any{"scopes": a.GrantedScopes, "remember": a.Remember}})
 	case storage.AuthDenied:
 		r.Record(ctx, Event{Name: SessionDenied, ClientID: a.ClientID})
-	}
-}
-
-// RunPruner deletes events older than retention now and then every
-// interval until ctx ends. A retention of 0 keeps events forever.
-func (r *Recorder) RunPruner(ctx context.Context, retention, interval time.Duration, now func() time.Time) {
-	if r == nil || retention <= 0 {
-		return
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if n, err := r.store.PruneAudit(ctx, now().Add(-retention)); err != nil {
-			r.log.Error("audit: prune", "err", err)
-		} else if n > 0 {
-			r.log.Info("audit: pruned old events", "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
 	}
 }

@@ -270,9 +270,9 @@ func TestAuditFiltersAndPagination(t *testing.T) {
 	}
 
 	// Retention: everything older than the cutoff goes.
-	n, err := env.App.Store.PruneAudit(ctx, time.Date(2026, 3, 1, 15, 30, 0, 0, time.UTC))
-	if err != nil || n < 3 {
-		t.Fatalf("prune: %d %v", n, err)
+	res, err := env.App.Store.Purge(ctx, storage.JanitorOptions{AuditRetention: now.Sub(time.Date(2026, 3, 1, 15, 30, 0, 0, time.UTC))})
+	if n := res["audit_events"]; err != nil || n < 3 {
+		t.Fatalf("janitor pruned %d audit events: %v", n, err)
 	}
 	if n := len(allEvents(t, env, "event=key.rotated")); n != 2 {
 		t.Errorf("after prune: %d key.rotated events, want 2", n)

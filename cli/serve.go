@@ -13,14 +13,6 @@ import (
 	"github.com/latchhq/latch/app"
 )
 
-// keyReloadInterval bounds how long another instance's key rotation takes
-// to reach this one.
-const keyReloadInterval = 30 * time.Second
-
-// auditPruneInterval is how often audit events past audit.retention are
-// deleted (until a janitor takes this over).
-const auditPruneInterval = time.Hour
-
 func newServe(e *env) *cobra.Command {
 	var migrate bool
 	cmd := &cobra.Command{
@@ -58,8 +50,7 @@ func (e *env) serve(cmd *cobra.Command, migrate bool) error {
 	hs := srv.HTTPServer(cfg.HTTP.Addr)
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
-	go a.Keys.Run(bg, keyReloadInterval)
-	go a.Audit().RunPruner(bg, cfg.Audit.Retention, auditPruneInterval, a.Now)
+	a.RunBackground(bg)
 	go a.RunKeyRotation(bg)
 
 	errc := make(chan error, 1)

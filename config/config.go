@@ -50,6 +50,7 @@ type Config struct {
 	PAR      PARConfig      `koanf:"par"`
 	Keys     KeysConfig     `koanf:"keys"`
 	Log      LogConfig      `koanf:"log"`
+	Janitor  JanitorConfig  `koanf:"janitor"`
 	Audit    AuditConfig    `koanf:"audit"`
 }
 
@@ -91,6 +92,21 @@ type KeysConfig struct {
 	// RetireAfter keeps an old key published this long after it stops
 	// signing; it must outlive every token the key signed.
 	RetireAfter time.Duration `koanf:"retire_after"`
+	// ReloadInterval is how often an instance re-reads the signing keys, so
+	// a key rotated through another instance reaches it within this long.
+	ReloadInterval time.Duration `koanf:"reload_interval"`
+}
+
+// JanitorConfig configures the deletion of expired rows.
+type JanitorConfig struct {
+	// Interval between purges inside serve; 0 disables them (then run
+	// `latch janitor` from cron).
+	Interval time.Duration `koanf:"interval"`
+	// BatchSize bounds the rows one DELETE removes, keeping locks short.
+	BatchSize int `koanf:"batch_size"`
+	// ReplayGrace keeps spent codes and refresh tokens this long past their
+	// expiry, so a late replay still revokes the grant family.
+	ReplayGrace time.Duration `koanf:"replay_grace"`
 }
 
 // HTTPConfig configures the listener. The timeouts exist so that slow or
@@ -223,11 +239,12 @@ func defaults() *Config {
 			CodeLifetime:         60 * time.Second,
 			AccessTokenFormat:    AccessTokenJWT,
 		},
-		Log:   LogConfig{Level: "info", Format: "text"},
-		Audit: AuditConfig{Retention: 90 * 24 * time.Hour},
-		DPoP:  DPoPConfig{IATWindow: time.Minute, NonceLifetime: 5 * time.Minute},
-		PAR:   PARConfig{Lifetime: time.Minute},
-		Keys:  KeysConfig{PrePublication: time.Hour, RetireAfter: 24 * time.Hour},
+		Log:     LogConfig{Level: "info", Format: "text"},
+		Audit:   AuditConfig{Retention: 90 * 24 * time.Hour},
+		DPoP:    DPoPConfig{IATWindow: time.Minute, NonceLifetime: 5 * time.Minute},
+		PAR:     PARConfig{Lifetime: time.Minute},
+		Keys:    KeysConfig{PrePublication: time.Hour, RetireAfter: 24 * time.Hour, ReloadInterval: 30 * time.Second},
+		Janitor: JanitorConfig{Interval: 5 * time.Minute, BatchSize: 1000, ReplayGrace: 24 * time.Hour},
 	}
 }
 

@@ -105,6 +105,8 @@ func (c *Config) validate(ps *problems) {
 		{"dpop.nonce_lifetime", c.DPoP.NonceLifetime, 0},
 		{"par.lifetime", c.PAR.Lifetime, MaxPARLifetime},
 		{"keys.retire_after", c.Keys.RetireAfter, 0},
+		{"keys.reload_interval", c.Keys.ReloadInterval, 0},
+		{"janitor.replay_grace", c.Janitor.ReplayGrace, 0},
 	} {
 		switch {
 		case d.val <= 0:
@@ -127,6 +129,12 @@ func (c *Config) validate(ps *problems) {
 	// tokens unverifiable through the JWKS.
 	if longest := max(c.Tokens.AccessTokenLifetime, c.Tokens.IDTokenLifetime); c.Keys.RetireAfter > 0 && c.Keys.RetireAfter < longest {
 		ps.add("keys.retire_after", "must be at least the longest JWT lifetime (%s), got %s", longest, c.Keys.RetireAfter)
+	}
+	if c.Janitor.Interval < 0 {
+		ps.add("janitor.interval", "must be 0 (disabled) or more, got %s", c.Janitor.Interval)
+	}
+	if c.Janitor.BatchSize <= 0 {
+		ps.add("janitor.batch_size", "must be greater than 0, got %d", c.Janitor.BatchSize)
 	}
 
 	oneOf(ps, "tokens.access_token_format", c.Tokens.AccessTokenFormat, AccessTokenJWT, AccessTokenOpaque)

@@ -38,7 +38,9 @@ func provider(db *sql.DB, d Dialect) (*goose.Provider, error) {
 	gd := goose.DialectSQLite3
 	if d == Postgres {
 		gd = goose.DialectPostgres
-		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(advisoryLockID))
+		// Instances started together wait for the one migrating: poll the
+		// lock every second (goose's default is 5s) for up to 5 minutes.
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(advisoryLockID), lock.WithLockTimeout(1, 300))
 		if err != nil {
 			return nil, fmt.Errorf("migrations: advisory lock: %w", err)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/latchhq/latch/provider"
 	"github.com/latchhq/latch/scopes"
+	"github.com/latchhq/latch/storage"
 )
 
 // token is the token endpoint: authorization_code, refresh_token and
@@ -110,6 +111,16 @@ func (s *Server) raceLost(ctx context.Context, ar fosite.AccessRequester, err er
 // tokenError writes an OAuth error from the token endpoint; a failed client
 // authentication also carries WWW-Authenticate (RFC 6749 §5.2).
 func (s *Server) tokenError(c echo.Context, ar fosite.AccessRequester, err error) error {
+	switch {
+	case errors.Is(err, storage.ErrUnavailable):
+		err = fosite.ErrTemporarilyUnavailable.WithWrap(err).WithHint("The database is unreachable; retry shortly.")
+	case errors.Is(err, fosite.ErrSerializationFailure) && ar != nil &&
+		(ar.GetGrantTypes().ExactOne("refresh_token") || ar.GetGrantTypes().ExactOne("authorization_code")):
+		// The database aborted this request in favour of a concurrent use of
+		// the same grant (e.g. a deadlock between a rotation and a reuse
+		// revocation): like any lost race, the grant was spent elsewhere.
+		err = fosite.ErrInvalidGrant.WithWrap(err).WithHint("The grant was used concurrently by another request.")
+	}
 	rfc := fosite.ErrorToRFC6749Error(err)
 	if rfc.CodeField >= 500 {
 		s.log.Error("token request failed", "err", err, "cause", rfc.Cause(), "debug", rfc.Debug())

@@ -72,9 +72,3 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, err
 	}
 	return out, nil
 }
-
-// PruneAudit deletes events older than before (retention) and says how many.
-func (s *Store) PruneAudit(ctx context.Context, before time.Time) (int64, error) {
-	res := s.conn(ctx).Where("time < ?", before.UTC()).Delete(&AuditEvent{})
-	return res.RowsAffected, translate(res.Error)
-}

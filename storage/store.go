@@ -7,8 +7,10 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -64,8 +66,13 @@ func Open(dsn string, opts Options) (*Store, error) {
 	db, err := gorm.Open(dialector, &gorm.Config{
 		Logger:                 logger.Discard,
 		SkipDefaultTransaction: true,
-		PrepareStmt:            dialect == migrations.Postgres,
-		NowFunc:                func() time.Time { return time.Now().UTC() },
+		// No GORM statement cache: it prepares on the pool while a
+		// transaction holds a connection, which under a burst of racing
+		// grants (every connection in a transaction waiting on one row lock)
+		// deadlocks the pool. pgx already caches prepared statements per
+		// connection.
+		PrepareStmt: false,
+		NowFunc:     func() time.Time { return time.Now().UTC() },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", dialect, err)
@@ -218,6 +225,11 @@ func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) er
 	return s.Commit(txCtx)
 }
 
+// ErrUnavailable marks a failure to reach the database at all, so callers
+// answer "try again later" instead of blaming the request (fosite would
+// otherwise report a failed client lookup as invalid_client).
+var ErrUnavailable = errors.New("storage: database unavailable")
+
 // translate maps database errors to the errors callers branch on, so the
 // OAuth layer answers a clear, retryable error instead of a 500.
 func translate(err error) error {
@@ -227,11 +239,19 @@ func translate(err error) error {
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return fmt.Errorf("%w: %v", fosite.ErrNotFound, err)
 	}
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	if errors.Is(err, driver.ErrBadConn) || errors.As(err, &connErr) || errors.As(err, &netErr) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		switch pgErr.Code {
-		case "23505", "40001", "40P01":
+		switch {
+		case pgErr.Code == "23505", pgErr.Code == "40001", pgErr.Code == "40P01":
 			return fmt.Errorf("%w: %v", fosite.ErrSerializationFailure, err)
+		case strings.HasPrefix(pgErr.Code, "08"), strings.HasPrefix(pgErr.Code, "57P"):
+			// Connection exceptions and operator intervention (shutdown).
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 	}
 	msg := err.Error()

@@ -1,0 +1,48 @@
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/latchhq/latch/storage"
+)
+
+// RunBackground runs the periodic work every instance does until ctx ends:
+// reloading signing keys (so a rotation through any instance reaches this
+// one within keys.reload_interval) and, unless janitor.interval is 0,
+// purging expired rows and audit events past audit.retention. It returns at once; the work runs in goroutines.
+func (a *App) RunBackground(ctx context.Context) {
+	go a.Keys.Run(ctx, a.Config.Keys.ReloadInterval)
+	if a.Config.Janitor.Interval > 0 {
+		go a.runJanitor(ctx, a.Config.Janitor.Interval)
+	}
+}
+
+func (a *App) runJanitor(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			// Another instance purging at the same moment is harmless; a
+			// failed pass (database briefly away) is retried next tick.
+			if _, err := a.Purge(ctx); err != nil && ctx.Err() == nil {
+				a.Log.Warn("janitor", "err", err)
+			}
+		}
+	}
+}
+
+// Purge deletes expired rows once, as the janitor settings say.
+func (a *App) Purge(ctx context.Context) (storage.PurgeResult, error) {
+	j := a.Config.Janitor
+	res, err := a.Store.Purge(ctx, storage.JanitorOptions{
+		BatchSize: j.BatchSize, ReplayGrace: j.ReplayGrace, AuditRetention: a.Config.Audit.Retention,
+	})
+	if n := res.Total(); n > 0 {
+		a.Log.Debug("janitor purged expired rows", "rows", n)
+	}
+	return res, err
+}
