@@ -94,16 +94,22 @@ func (a *App) prepare(ctx context.Context, opt Options) error {
 	if generated {
 		a.Log.Warn("generated a master key; production must set LATCH_MASTER_KEY", "file", cfg.ResolvedMasterKeyFile())
 	}
-	a.Hasher = secret.NewHasher(master.Derive("secret-hash"))
 	a.Sealer = keys.NewSealer(master)
+	// Keyed values hang off a data key sealed by the master key, so a
+	// master-key rewrap leaves secrets and tokens valid.
+	data, err := keys.LoadDataKey(ctx, a.Store, a.Sealer)
+	if err != nil {
+		return err
+	}
+	a.Hasher = secret.NewHasher(data.Derive("secret-hash"))
 	a.Keys = keys.NewManager(a.Store, a.Sealer, a.Now, a.Log)
 	if err := a.Keys.Ensure(ctx, keys.ES256); err != nil {
 		return err
 	}
-	a.hmacKey = master.Derive("token-hmac")
+	a.hmacKey = data.Derive("token-hmac")
 	a.DPoP, err = dpop.New(dpop.Options{
 		IATWindow: cfg.DPoP.IATWindow, NonceRequired: cfg.DPoP.NonceRequired,
-		NonceSecret: master.Derive("dpop-nonce"), NonceWindow: cfg.DPoP.NonceLifetime,
+		NonceSecret: data.Derive("dpop-nonce"), NonceWindow: cfg.DPoP.NonceLifetime,
 		IsReplay: func(err error) bool { return errors.Is(err, storage.ErrReplay) }, Now: a.Now,
 	}, a.Store)
 	if err != nil {

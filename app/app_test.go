@@ -12,6 +12,7 @@ import (
 
 	"github.com/latchhq/latch/app"
 	"github.com/latchhq/latch/config"
+	"github.com/latchhq/latch/keys"
 )
 
 func open(t *testing.T, dir string, edit func(*config.Config)) *app.App {
@@ -111,5 +112,59 @@ func TestWrongMasterKeyIsRefused(t *testing.T) {
 	_, err := app.Open(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), app.Options{})
 	if err == nil || !strings.Contains(err.Error(), "LATCH_MASTER_KEY") {
 		t.Fatalf("opening with another master key: %v", err)
+	}
+}
+
+// Rewrapping under a new master key must not invalidate what was issued:
+// the admin key, client secrets and refresh tokens keep working, and the
+// old master key no longer opens the database.
+func TestRewrapKeepsSecretsValid(t *testing.T) {
+	dir := t.TempDir()
+	const keyA = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+	const keyB = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="
+	ctx := context.Background()
+	a := open(t, dir, func(c *config.Config) { c.MasterKey = keyA })
+	var out bytes.Buffer
+	if err := a.Bootstrap(ctx, &out); err != nil {
+		t.Fatal(err)
+	}
+	apiKey := fieldAfter(out.String(), "Admin API key (shown once, stored hashed):\n  ")
+	clientID := fieldAfter(out.String(), "client_id:")
+	clientSecret := fieldAfter(out.String(), "client_secret:")
+	hmacBefore := a.Provider().Config.(interface {
+		GetGlobalSecret(context.Context) ([]byte, error)
+	})
+	before, _ := hmacBefore.GetGlobalSecret(ctx)
+
+	mb, _ := keys.ParseMasterKey(keyB)
+	if _, err := a.Keys.Rewrap(ctx, keys.NewSealer(mb)); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+
+	b := open(t, dir, func(c *config.Config) { c.MasterKey = keyB })
+	if _, err := b.Store.APIKeyByHash(ctx, b.Hasher.Sum("apikey", apiKey)); err != nil {
+		t.Errorf("admin API key stopped working after rewrap: %v", err)
+	}
+	c, err := b.Store.Client(ctx, clientID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Hasher.Compare(ctx, c.GetHashedSecret(), []byte(clientSecret)); err != nil {
+		t.Errorf("client secret stopped working after rewrap: %v", err)
+	}
+	after, _ := b.Provider().Config.(interface {
+		GetGlobalSecret(context.Context) ([]byte, error)
+	}).GetGlobalSecret(ctx)
+	if !bytes.Equal(before, after) {
+		t.Error("the code/refresh-token HMAC key changed: issued codes and refresh tokens would die")
+	}
+	b.Close()
+
+	cfg := config.Default()
+	cfg.Database.DSN = "sqlite://" + filepath.Join(dir, "latch.db")
+	cfg.MasterKey = keyA
+	if _, err := app.Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), app.Options{}); err == nil {
+		t.Error("the old master key still opens the database after rewrap")
 	}
 }

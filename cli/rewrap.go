@@ -23,8 +23,8 @@ func newRewrap(e *env) *cobra.Command {
 		Long: "Re-encrypts all private signing keys, retired ones included, from the current\n" +
 			"master key to the one given with --new-master-key or " + envNewMasterKey + ".\n" +
 			"Stop every instance first and restart them with LATCH_MASTER_KEY set to the new\n" +
-			"key. Keys derived from the master key change with it: client secrets, API keys,\n" +
-			"refresh tokens, codes and opaque access tokens issued before become invalid.",
+			"key. The data key (behind client-secret and API-key hashes, code and refresh-token\n" +
+			"HMACs and DPoP nonces) is re-sealed too, so nothing issued before becomes invalid.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if newKey == "" {

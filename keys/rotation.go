@@ -18,6 +18,8 @@ type RotationStore interface {
 	NewestSigningKeyActivation(ctx context.Context, alg string) (time.Time, error)
 	AllSigningKeys(ctx context.Context) ([]storage.SigningKey, error)
 	SetSigningKeySealed(ctx context.Context, kid, sealed string) error
+	AllKeyMaterial(ctx context.Context) ([]storage.KeyMaterial, error)
+	SetKeyMaterialSealed(ctx context.Context, name, sealed string) error
 }
 
 // Schedule is the rotation policy.
@@ -115,6 +117,23 @@ func (m *Manager) Rewrap(ctx context.Context, next *Sealer) (int, error) {
 			}
 			if err := rs.SetSigningKeySealed(ctx, r.KID, next.Seal(der, []byte(r.KID))); err != nil {
 				return fmt.Errorf("signing key %s: %w", r.KID, err)
+			}
+			n++
+		}
+		// The data key moves with them, so every secret and token derived
+		// from it stays valid under the new master key.
+		material, err := rs.AllKeyMaterial(ctx)
+		if err != nil {
+			return err
+		}
+		for _, km := range material {
+			aad := []byte("key_material/" + km.Name)
+			raw, err := m.sealer.Open(km.Sealed, aad)
+			if err != nil {
+				return fmt.Errorf("key material %s: %w", km.Name, err)
+			}
+			if err := rs.SetKeyMaterialSealed(ctx, km.Name, next.Seal(raw, aad)); err != nil {
+				return err
 			}
 			n++
 		}
