@@ -47,6 +47,7 @@ type Config struct {
 	API      APIConfig      `koanf:"api"`
 	Tokens   TokensConfig   `koanf:"tokens"`
 	Log      LogConfig      `koanf:"log"`
+	Pprof    PprofConfig    `koanf:"pprof"`
 }
 
 // HTTPConfig configures the listener. The timeouts exist so that slow or
@@ -72,6 +73,18 @@ type DatabaseConfig struct {
 	MaxIdleConns int `koanf:"max_idle_conns"`
 	// ConnMaxLifetime of 0 keeps connections for as long as they work.
 	ConnMaxLifetime time.Duration `koanf:"conn_max_lifetime"`
+	// ClientCacheTTL is how long a client record is reused from memory.
+	// Writes through this instance invalidate at once; writes through
+	// another instance sharing the database are seen within this time.
+	// 0 turns the cache off.
+	ClientCacheTTL time.Duration `koanf:"client_cache_ttl"`
+}
+
+// PprofConfig exposes Go's profiler on a separate, loopback-only listener,
+// for finding where time goes under load. Off by default.
+type PprofConfig struct {
+	Enabled bool   `koanf:"enabled"`
+	Addr    string `koanf:"addr"`
 }
 
 // ApprovalConfig configures where users are sent to approve a client.
@@ -131,6 +144,7 @@ const (
 const (
 	MaxCodeLifetime            = 10 * time.Minute
 	MaxApprovalSessionLifetime = time.Hour
+	MaxClientCacheTTL          = time.Minute
 )
 
 const (
@@ -167,7 +181,8 @@ func defaults() *Config {
 			IdleTimeout:       120 * time.Second,
 			MaxBodyBytes:      defaultMaxBody,
 		},
-		Database: DatabaseConfig{DSN: defaultDSN},
+		Database: DatabaseConfig{DSN: defaultDSN, ClientCacheTTL: 2 * time.Second},
+		Pprof:    PprofConfig{Addr: "127.0.0.1:6060"},
 		Approval: ApprovalConfig{SessionLifetime: 10 * time.Minute},
 		Login:    LoginConfig{SessionLifetime: 24 * time.Hour},
 		Tokens: TokensConfig{

@@ -88,22 +88,23 @@ func (c *Client) parseJWKS() error {
 	return nil
 }
 
-// GetClient loads a client; fosite.ErrNotFound when it does not exist.
+// GetClient loads a client (cached: fosite only reads it); fosite.ErrNotFound
+// when it does not exist.
 func (s *Store) GetClient(ctx context.Context, id string) (fosite.Client, error) {
-	c, err := s.Client(ctx, id)
+	c, err := s.cachedClient(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-// Client loads a client as our own type.
+// Client loads a client as our own type; the copy is the caller's to change.
 func (s *Store) Client(ctx context.Context, id string) (*Client, error) {
-	var c Client
-	if err := s.conn(ctx).Where("id = ?", id).Take(&c).Error; err != nil {
-		return nil, translate(err)
+	c, err := s.cachedClient(ctx, id)
+	if err != nil {
+		return nil, err
 	}
-	return &c, nil
+	return c.clone(), nil
 }
 
 // normalize stores absent lists as [] rather than NULL.

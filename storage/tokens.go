@@ -251,20 +251,16 @@ func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string)
 
 // RotateRefreshToken spends the presented refresh token (one winner among
 // concurrent refreshes) and retires the access token issued with it.
+// The access token is found by subquery: one round trip fewer than reading
+// access_signature first.
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
-	var row tokenRow
-	if err := s.conn(ctx).Select("access_signature").
-		Where("kind = ? AND signature = ?", kindRefresh, signature).Take(&row).Error; err != nil {
-		return translate(err)
-	}
 	if err := s.spend(ctx, kindRefresh, signature, fosite.ErrInactiveToken); err != nil {
 		return err
 	}
-	if row.AccessSignature == "" {
-		return nil
-	}
-	return translate(s.conn(ctx).Model(&tokenRow{}).
-		Where("kind = ? AND signature = ?", kindAccess, row.AccessSignature).Update("active", false).Error)
+	db := s.conn(ctx)
+	accessSig := db.Model(&tokenRow{}).Select("access_signature").Where("kind = ? AND signature = ?", kindRefresh, signature)
+	return translate(db.Model(&tokenRow{}).
+		Where("kind = ? AND signature = (?) AND active", kindAccess, accessSig).Update("active", false).Error)
 }
 
 // RevokeRefreshToken deactivates every refresh token of a grant family.

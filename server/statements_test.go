@@ -1,0 +1,148 @@
+package server_test
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/latchhq/latch/clients"
+	"github.com/latchhq/latch/config"
+	"github.com/latchhq/latch/latchtest"
+)
+
+// grantOps runs every operation once against env and reports, after each,
+// the SQL it cost. The caller decides what the numbers must be.
+type grantOps struct {
+	t       *testing.T
+	env     *latchtest.Env
+	web, cc latchtest.Client
+	count   *latchtest.SQLCounter
+}
+
+func (g *grantOps) form(path string, form url.Values, id, secret string) map[string]any {
+	g.t.Helper()
+	req, _ := http.NewRequest("POST", g.env.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		g.t.Fatalf("POST %s: %d %s", path, resp.StatusCode, body)
+	}
+	out := map[string]any{}
+	_ = json.Unmarshal(body, &out)
+	return out
+}
+
+// run performs one whole pass and returns the counts per operation.
+func (g *grantOps) run() map[string]latchtest.Counts {
+	t, env := g.t, g.env
+	got := map[string]latchtest.Counts{}
+	g.count.Take()
+	verifier := "v-" + strings.Repeat("x", 50)
+	sum := sha256.Sum256([]byte(verifier))
+	q := url.Values{
+		"response_type": {"code"}, "client_id": {g.web.ID}, "redirect_uri": {g.web.RedirectURIs[0]},
+		"scope": {"openid offline_access"}, "state": {"state-0123456789"}, "nonce": {"nonce-0123456789"},
+		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"},
+	}
+	b := latchtest.NewBrowser(t)
+	id := env.StartAuthorize(b, env.URL+"/oauth2/authorize?"+q.Encode())
+	got["authorize"] = g.count.Take()
+	resume := env.Approve(id, map[string]any{"user": "alice"})
+	got["approve"] = g.count.Take()
+	loc := env.Resume(b, resume)
+	got["resume"] = g.count.Take()
+
+	tok := g.form("/oauth2/token", url.Values{"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")},
+		"redirect_uri": {g.web.RedirectURIs[0]}, "code_verifier": {verifier}}, g.web.ID, g.web.Secret)
+	got["code exchange"] = g.count.Take()
+	tok = g.form("/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok["refresh_token"].(string)}},
+		g.web.ID, g.web.Secret)
+	got["refresh"] = g.count.Take()
+	if tok["id_token"] == nil {
+		t.Fatal("refresh with openid returned no id_token")
+	}
+	g.form("/oauth2/token", url.Values{"grant_type": {"client_credentials"}}, g.cc.ID, g.cc.Secret)
+	got["client_credentials"] = g.count.Take()
+	if out := g.form("/oauth2/introspect", url.Values{"token": {tok["access_token"].(string)}}, g.web.ID, g.web.Secret); out["active"] != true {
+		t.Fatalf("introspection: %v", out)
+	}
+	got["introspection"] = g.count.Take()
+
+	req, _ := http.NewRequest("GET", env.URL+"/userinfo", nil)
+	req.Header.Set("Authorization", "Bearer "+tok["access_token"].(string))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("userinfo: %d", resp.StatusCode)
+	}
+	got["userinfo"] = g.count.Take()
+	return got
+}
+
+// TestStatementBudgets pins how many SQL statements and transactions each
+// operation costs once the client cache is warm. Every statement is a round
+// trip on PostgreSQL; a change that adds one must raise the budget here, on
+// purpose and with a reason.
+func TestStatementBudgets(t *testing.T) {
+	// A TTL far longer than the test, so the counts cannot depend on speed.
+	env := latchtest.Start(t, latchtest.Options{Configure: func(c *config.Config) { c.Database.ClientCacheTTL = time.Minute }})
+	g := &grantOps{t: t, env: env,
+		web: env.CreateClient(clients.Metadata{ClientName: "web", RedirectURIs: []string{"https://client.example/cb"},
+			GrantTypes: []string{"authorization_code", "refresh_token"}, Scope: "openid offline_access"}),
+		cc: env.CreateClient(clients.Metadata{ClientName: "worker", GrantTypes: []string{"client_credentials"}}),
+	}
+	g.count = latchtest.CountSQL(env.App.Store.DB())
+	g.run() // warm caches, as under load
+	got := g.run()
+
+	budgets := []struct {
+		op         string
+		statements int
+		tx         int
+		why        string
+	}{
+		// Client from cache; insert the pending auth session.
+		{"authorize", 1, 0, "insert auth session"},
+		// API key lookup; read the session (404/410 and requested-scope
+		// check); conditional update (exactly-once decision); re-read of
+		// the decided row for the events hook.
+		{"approve", 4, 0, "api key, read, decide, re-read"},
+		// Read + conditional complete of the session, login session insert,
+		// code + PKCE + OIDC rows (fosite stores them one by one).
+		{"resume", 6, 0, "read, complete, login, code, pkce, oidc"},
+		// fosite reads the code twice (handler + PKCE read the code and pkce
+		// rows), then in one transaction: spend the code, insert access and
+		// refresh; after it, read and delete the OIDC session.
+		{"code exchange", 8, 1, "code, pkce, code, spend, access, refresh, oidc read, oidc delete"},
+		// Read the refresh token, then in one transaction: spend it, retire
+		// its access token (subquery), insert the new pair.
+		{"refresh", 5, 1, "read, spend, retire access, access, refresh"},
+		// Client from cache; store the access token (revocable,
+		// introspectable).
+		{"client_credentials", 1, 0, "insert access"},
+		{"introspection", 1, 0, "read token"},
+		{"userinfo", 1, 0, "read token"},
+	}
+	for _, b := range budgets {
+		c := got[b.op]
+		if c.Statements != b.statements || c.Tx != b.tx {
+			t.Errorf("%s: %d statements in %d transactions, budget %d in %d (%s)\n  %s",
+				b.op, c.Statements, c.Tx, b.statements, b.tx, b.why, strings.Join(c.SQL, "\n  "))
+		}
+	}
+}
