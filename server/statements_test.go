@@ -19,7 +19,7 @@ import (
 // grantOps runs every operation once against env and reports, after each,
 // the SQL it cost. The caller decides what the numbers must be.
 type grantOps struct {
-	t       *testing.T
+	t       testing.TB
 	env     *latchtest.Env
 	web, cc latchtest.Client
 	count   *latchtest.SQLCounter
@@ -44,11 +44,15 @@ func (g *grantOps) form(path string, form url.Values, id, secret string) map[str
 	return out
 }
 
-// run performs one whole pass and returns the counts per operation.
-func (g *grantOps) run() map[string]latchtest.Counts {
+// login runs the browser flow and the code exchange, recording each step's
+// counts in got when it is not nil.
+func (g *grantOps) login(got map[string]latchtest.Counts) map[string]any {
 	t, env := g.t, g.env
-	got := map[string]latchtest.Counts{}
-	g.count.Take()
+	take := func(op string) {
+		if got != nil {
+			got[op] = g.count.Take()
+		}
+	}
 	verifier := "v-" + strings.Repeat("x", 50)
 	sum := sha256.Sum256([]byte(verifier))
 	q := url.Values{
@@ -58,15 +62,23 @@ func (g *grantOps) run() map[string]latchtest.Counts {
 	}
 	b := latchtest.NewBrowser(t)
 	id := env.StartAuthorize(b, env.URL+"/oauth2/authorize?"+q.Encode())
-	got["authorize"] = g.count.Take()
+	take("authorize")
 	resume := env.Approve(id, map[string]any{"user": "alice"})
-	got["approve"] = g.count.Take()
+	take("approve")
 	loc := env.Resume(b, resume)
-	got["resume"] = g.count.Take()
-
+	take("resume")
 	tok := g.form("/oauth2/token", url.Values{"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")},
 		"redirect_uri": {g.web.RedirectURIs[0]}, "code_verifier": {verifier}}, g.web.ID, g.web.Secret)
-	got["code exchange"] = g.count.Take()
+	take("code exchange")
+	return tok
+}
+
+// run performs one whole pass and returns the counts per operation.
+func (g *grantOps) run() map[string]latchtest.Counts {
+	t, env := g.t, g.env
+	got := map[string]latchtest.Counts{}
+	g.count.Take()
+	tok := g.login(got)
 	tok = g.form("/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok["refresh_token"].(string)}},
 		g.web.ID, g.web.Secret)
 	got["refresh"] = g.count.Take()

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-func openTestStore(t *testing.T, ttl time.Duration) *Store {
+func openTestStore(t testing.TB, ttl time.Duration) *Store {
 	t.Helper()
 	s, err := Open("sqlite://"+filepath.Join(t.TempDir(), "c.db"), Options{ClientCacheTTL: ttl})
 	if err != nil {
