@@ -17,7 +17,9 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 		GrantTypes: []string{"authorization_code", "refresh_token", "client_credentials"}, Scope: "openid offline_access"})
 	count := latchtest.CountSQL(env.App.Store.DB())
 	g := &grantOps{t: b, env: env, web: c, count: count}
-	post := func(_ *testing.B, path string, form url.Values) map[string]any { return g.form(path, form, c.ID, c.Secret) }
+	post := func(_ *testing.B, path string, form url.Values) map[string]any {
+		return g.form(path, form, c.ID, c.Secret)
+	}
 	run := func(b *testing.B, op func() url.Values, path string, after func(map[string]any)) {
 		count.Take()
 		for b.Loop() {
