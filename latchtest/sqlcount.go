@@ -49,10 +49,15 @@ func CountSQL(db *gorm.DB) *SQLCounter {
 	_ = cb.Delete().After("*").Register("latchtest:count", record)
 	_ = cb.Row().After("*").Register("latchtest:count", record)
 	_ = cb.Raw().After("*").Register("latchtest:count", record)
-	if pool, ok := db.ConnPool.(*sql.DB); ok {
+	switch pool := db.ConnPool.(type) {
+	case *sql.DB:
 		w := &countingPool{DB: pool, c: c}
 		db.ConnPool = w
 		db.Statement.ConnPool = w
+	case *gorm.PreparedStmtDB: // PostgreSQL: wrap the pool under the statement cache
+		if inner, ok := pool.ConnPool.(*sql.DB); ok {
+			pool.ConnPool = &countingPool{DB: inner, c: c}
+		}
 	}
 	return c
 }

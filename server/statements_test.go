@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -107,12 +108,23 @@ func (g *grantOps) run() map[string]latchtest.Counts {
 }
 
 // TestStatementBudgets pins how many SQL statements and transactions each
-// operation costs once the client cache is warm. Every statement is a round
-// trip on PostgreSQL; a change that adds one must raise the budget here, on
-// purpose and with a reason.
+// operation costs once the client cache is warm, on SQLite and, when
+// LATCH_TEST_POSTGRES_DSN names a database, on PostgreSQL too. Every
+// statement is a round trip on PostgreSQL; a change that adds one must raise
+// the budget here, on purpose and with a reason.
 func TestStatementBudgets(t *testing.T) {
+	dsns := map[string]string{"sqlite": ""}
+	if pg := os.Getenv("LATCH_TEST_POSTGRES_DSN"); pg != "" {
+		dsns["postgres"] = pg
+	}
+	for name, dsn := range dsns {
+		t.Run(name, func(t *testing.T) { testStatementBudgets(t, dsn) })
+	}
+}
+
+func testStatementBudgets(t *testing.T, dsn string) {
 	// A TTL far longer than the test, so the counts cannot depend on speed.
-	env := latchtest.Start(t, latchtest.Options{Configure: func(c *config.Config) { c.Database.ClientCacheTTL = time.Minute }})
+	env := latchtest.Start(t, latchtest.Options{DSN: dsn, Configure: func(c *config.Config) { c.Database.ClientCacheTTL = time.Minute }})
 	g := &grantOps{t: t, env: env,
 		web: env.CreateClient(clients.Metadata{ClientName: "web", RedirectURIs: []string{"https://client.example/cb"},
 			GrantTypes: []string{"authorization_code", "refresh_token"}, Scope: "openid offline_access"}),
@@ -131,16 +143,17 @@ func TestStatementBudgets(t *testing.T) {
 		// Client from cache; insert the pending auth session.
 		{"authorize", 1, 0, "insert auth session"},
 		// API key lookup; read the session (404/410 and requested-scope
-		// check); conditional update (exactly-once decision); re-read of
-		// the decided row for the events hook.
-		{"approve", 4, 0, "api key, read, decide, re-read"},
-		// Read + conditional complete of the session, login session insert,
+		// check); conditional update (exactly-once decision) that returns
+		// the decided row.
+		{"approve", 3, 0, "api key, read, decide+returning"},
+		// Conditional complete returning the session, login session insert,
 		// code + PKCE + OIDC rows (fosite stores them one by one).
-		{"resume", 6, 0, "read, complete, login, code, pkce, oidc"},
-		// fosite reads the code twice (handler + PKCE read the code and pkce
-		// rows), then in one transaction: spend the code, insert access and
-		// refresh; after it, read and delete the OIDC session.
-		{"code exchange", 8, 1, "code, pkce, code, spend, access, refresh, oidc read, oidc delete"},
+		{"resume", 5, 0, "complete+returning, login, code, pkce, oidc"},
+		// fosite reads the code twice (handler, then again when issuing)
+		// and the PKCE row once; in one transaction: spend the code, insert
+		// access and refresh; after it, read the OIDC session (kept, like
+		// PKCE, for the janitor).
+		{"code exchange", 7, 1, "code, pkce, code, spend, access, refresh, oidc read"},
 		// Read the refresh token, then in one transaction: spend it, retire
 		// its access token (subquery), insert the new pair.
 		{"refresh", 5, 1, "read, spend, retire access, access, refresh"},

@@ -306,9 +306,11 @@ func (s *Store) GetOpenIDConnectSession(ctx context.Context, code string, req fo
 	return r, nil
 }
 
-func (s *Store) DeleteOpenIDConnectSession(ctx context.Context, code string) error {
-	return translate(s.conn(ctx).Where("kind = ? AND signature = ?", kindOIDC, oidcKey(code)).Delete(&tokenRow{}).Error)
-}
+// DeleteOpenIDConnectSession keeps the row, as DeletePKCERequestSession
+// does: it is only reachable through its code, which is spent by now and
+// never redeems again, so deleting it here would be a round trip per sign-in
+// for nothing. The janitor removes it with the code.
+func (s *Store) DeleteOpenIDConnectSession(context.Context, string) error { return nil }
 
 // --- PKCE ---
 
