@@ -10,13 +10,15 @@
 #   PROFILE_DIR=/tmp/prof scripts/bench.sh   # also CPU profiles at c=8
 #
 # Variables: DURATION (10s per run), WARMUP (2s), CONCURRENCY ("8 32"),
-# BACKENDS ("sqlite postgres"), SCENARIOS (all), OUT (docs/performance.md),
+# RUNS (1; with more, each row is the median of the runs), BACKENDS
+# ("sqlite postgres"), SCENARIOS (all), OUT (docs/performance.md),
 # PROFILE_DIR (unset: no profiles).
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
 CONCURRENCY=${CONCURRENCY:-"8 32"}
+RUNS=${RUNS:-1}
 BACKENDS=${BACKENDS:-"sqlite postgres"}
 SCENARIOS=${SCENARIOS:-"flow refresh refresh-no-id client-credentials introspect userinfo mixed"}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -113,13 +115,16 @@ for backend in $BACKENDS; do
 		pprof_env="LATCH_PPROF_ENABLED=true LATCH_PPROF_ADDR=127.0.0.1:$pprof_port"
 	fi
 	start_latch "$port" "$dsn" "$pprof_env"
+	# Runs outermost: noise from whatever else the machine does spreads over
+	# every scenario instead of landing on one.
+	for run in $(seq "$RUNS"); do
 	for c in $CONCURRENCY; do
 		for s in $SCENARIOS; do
 			args=(-scenario "$s")
 			[ "$s" = refresh-no-id ] && args=(-scenario refresh -id-token=false)
-			echo "== $backend c=$c $s" >&2
+			echo "== $backend run $run c=$c $s" >&2
 			prof_pid=""
-			if [ -n "$PROFILE_DIR" ] && [ "$c" = 8 ]; then
+			if [ -n "$PROFILE_DIR" ] && [ "$c" = 8 ] && [ "$run" = 1 ]; then
 				secs=$(( ${DURATION%s} > 2 ? ${DURATION%s} - 1 : 1 ))
 				(sleep "${WARMUP%s}"; curl -s -o "$PROFILE_DIR/$backend-$s.pprof" \
 					"http://127.0.0.1:$pprof_port/debug/pprof/profile?seconds=$secs") &
@@ -128,8 +133,9 @@ for backend in $BACKENDS; do
 			"$BENCH" -url "http://127.0.0.1:$port" -dsn "$dsn" "${args[@]}" -concurrency "$c" \
 				-duration "$DURATION" -warmup "$WARMUP" -server-pid "$LATCH_PID" -db-pid "$dbpid" \
 				-label "$backend" -json | tee -a "$RESULTS" >/dev/null
-			[ -n "$prof_pid" ] && wait "$prof_pid"
+			if [ -n "$prof_pid" ]; then wait "$prof_pid"; fi
 		done
+	done
 	done
 	stop_latch
 	if [ "$backend" = postgres ]; then
@@ -161,7 +167,8 @@ dirty=$(cd "$ROOT" && git status --porcelain 2>/dev/null | grep -q . && echo " (
 	echo
 	echo "## Results"
 	echo
-	echo "Each row: $WARMUP warm-up, then $DURATION measured. ops/s counts successful operations;"
+	echo "Each run: $WARMUP warm-up, then $DURATION measured; each row is the median of $RUNS run(s)"
+	echo "(errors: the sum). ops/s counts successful operations;"
 	echo "a \`flow\` is one whole sign-in (authorize → approval API → browser resume →"
 	echo "code exchange, openid + offline_access, a new cookie jar each time). CPU is in"
 	echo "cores (CPU seconds per second) over the measured window; RSS is the largest"
@@ -179,7 +186,7 @@ dirty=$(cd "$ROOT" && git status --porcelain 2>/dev/null | grep -q . && echo " (
 	echo "## Reproduce"
 	echo
 	echo '```sh'
-	echo "DURATION=$DURATION WARMUP=$WARMUP CONCURRENCY=\"$CONCURRENCY\" BACKENDS=\"$BACKENDS\" scripts/bench.sh"
+	echo "DURATION=$DURATION WARMUP=$WARMUP RUNS=$RUNS CONCURRENCY=\"$CONCURRENCY\" BACKENDS=\"$BACKENDS\" scripts/bench.sh"
 	echo "# one scenario against a running server:"
 	echo "go run ./cmd/latch-bench -url http://127.0.0.1:8080 -dsn \"\$LATCH_DATABASE_DSN\" \\"
 	echo "    -scenario refresh -concurrency 8 -duration 10s -server-pid \$(pgrep -n latch)"

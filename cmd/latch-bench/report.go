@@ -13,14 +13,19 @@ import (
 )
 
 // renderReport turns a file of -json results (one per line) into the
-// markdown table docs/performance.md shows.
+// markdown table docs/performance.md shows. Repeated runs of the same
+// backend, scenario and concurrency become one row holding the median of
+// each figure, and the errors of all of them.
 func renderReport(path string, out io.Writer) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	var rs []Result
+	var (
+		order  []string
+		groups = map[string][]Result{}
+	)
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -32,30 +37,63 @@ func renderReport(path string, out io.Writer) error {
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		rs = append(rs, r)
+		k := fmt.Sprintf("%s|%s|%d", r.Label, r.name(), r.Concurrency)
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], r)
 	}
 	if err := sc.Err(); err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "| backend | scenario | c | ops/s | p50 ms | p95 ms | p99 ms | max ms | errors | Latch CPU (cores) | DB CPU (cores) | tool CPU (cores) | Latch RSS MB |")
-	fmt.Fprintln(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-	for _, r := range rs {
-		errs := fmt.Sprint(r.ErrorCount)
-		if r.ErrorCount > 0 {
-			kinds := make([]string, 0, len(r.Errors))
-			for k, n := range r.Errors {
-				kinds = append(kinds, fmt.Sprintf("%s ×%d", k, n))
+	fmt.Fprintln(out, "| backend | scenario | c | runs | ops/s | p50 ms | p95 ms | p99 ms | max ms | errors | Latch CPU (cores) | DB CPU (cores) | tool CPU (cores) | Latch RSS MB |")
+	fmt.Fprintln(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, k := range order {
+		rs := groups[k]
+		med := func(f func(Result) float64) float64 {
+			v := make([]float64, len(rs))
+			for i, r := range rs {
+				v[i] = f(r)
 			}
-			sort.Strings(kinds)
-			errs += " (" + strings.Join(kinds, "; ") + ")"
+			sort.Float64s(v)
+			if len(v)%2 == 1 {
+				return v[len(v)/2]
+			}
+			return (v[len(v)/2-1] + v[len(v)/2]) / 2
+		}
+		var nErr int64
+		kinds := map[string]int64{}
+		for _, r := range rs {
+			nErr += r.ErrorCount
+			for kind, n := range r.Errors {
+				kinds[kind] += n
+			}
+		}
+		errs := fmt.Sprint(nErr)
+		if nErr > 0 {
+			list := make([]string, 0, len(kinds))
+			for kind, n := range kinds {
+				list = append(list, fmt.Sprintf("%s ×%d", kind, n))
+			}
+			sort.Strings(list)
+			errs += " (" + strings.Join(list, "; ") + ")"
 		}
 		db := "–"
-		if r.DBCPU > 0 {
-			db = fmt.Sprintf("%.2f", r.DBCPU)
+		if d := med(func(r Result) float64 { return r.DBCPU }); d > 0 {
+			db = fmt.Sprintf("%.2f", d)
 		}
-		fmt.Fprintf(out, "| %s | %s | %d | %.0f | %.2f | %.2f | %.2f | %.1f | %s | %.2f | %s | %.2f | %.0f |\n",
-			r.Label, r.name(), r.Concurrency, r.OpsPerSec, r.Latency.P50, r.Latency.P95, r.Latency.P99, r.Latency.Max,
-			errs, r.ServerCPU, db, r.ToolCPU, r.ServerRSSMB)
+		r := rs[0]
+		fmt.Fprintf(out, "| %s | %s | %d | %d | %.0f | %.2f | %.2f | %.2f | %.1f | %s | %.2f | %s | %.2f | %.0f |\n",
+			r.Label, r.name(), r.Concurrency, len(rs),
+			med(func(r Result) float64 { return r.OpsPerSec }),
+			med(func(r Result) float64 { return r.Latency.P50 }),
+			med(func(r Result) float64 { return r.Latency.P95 }),
+			med(func(r Result) float64 { return r.Latency.P99 }),
+			med(func(r Result) float64 { return r.Latency.Max }),
+			errs,
+			med(func(r Result) float64 { return r.ServerCPU }), db,
+			med(func(r Result) float64 { return r.ToolCPU }),
+			med(func(r Result) float64 { return r.ServerRSSMB }))
 	}
 	return nil
 }
