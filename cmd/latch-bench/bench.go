@@ -37,6 +37,9 @@ type Result struct {
 	ServerRSSMB float64 `json:"server_rss_mb,omitempty"`
 	DBCPU       float64 `json:"db_cpu_cores,omitempty"`
 	ToolCPU     float64 `json:"tool_cpu_cores"`
+	// LoadAvg is the machine's 1-minute load average when the run ended:
+	// anything above the cores the run itself used is someone else's work.
+	LoadAvg float64 `json:"loadavg_1m"`
 }
 
 // Latency percentiles in milliseconds.
@@ -92,7 +95,7 @@ func bench(ctx context.Context, o options, log io.Writer) (*Result, error) {
 
 	workers := make([]*worker, o.concurrency)
 	for i := range workers {
-		workers[i] = &worker{b: b, rng: rand.New(rand.NewPCG(uint64(i), uint64(time.Now().UnixNano())))}
+		workers[i] = &worker{b: b, rng: rand.New(rand.NewPCG(uint64(i), uint64(time.Now().UnixNano()))), steps: map[string][]time.Duration{}}
 		if sc.setup != nil {
 			if err := sc.setup(ctx, workers[i]); err != nil {
 				return nil, fmt.Errorf("setup of worker %d: %w", i, err)
@@ -121,7 +124,9 @@ func bench(ctx context.Context, o options, log io.Writer) (*Result, error) {
 				if inWindow && o.maxOps > 0 && measured.Add(1) > o.maxOps {
 					return
 				}
+				w.recording = inWindow
 				kind, err := sc.op(ctx, w)
+				w.recording = false
 				if inWindow {
 					results[i] = append(results[i], sample{kind: kind, dur: time.Since(t0), err: err})
 				}
@@ -186,6 +191,7 @@ func bench(ctx context.Context, o options, log io.Writer) (*Result, error) {
 	if o.dbPID > 0 {
 		res.DBCPU = treeDelta(db0, treeCPU(o.dbPID)) / wall
 	}
+	res.LoadAvg = loadAvg()
 	if tool1, err := cpuSeconds(os.Getpid()); err == nil {
 		res.ToolCPU = (tool1 - tool0) / wall
 	}
@@ -210,6 +216,11 @@ func bench(ctx context.Context, o options, log io.Writer) (*Result, error) {
 	res.Ops = int64(len(all))
 	res.OpsPerSec = float64(res.Ops) / wall
 	res.Latency = percentiles(all)
+	for _, w := range workers {
+		for k, d := range w.steps {
+			perKind[k] = append(perKind[k], d...)
+		}
+	}
 	if len(perKind) > 1 {
 		for k, d := range perKind {
 			res.PerOp[k] = &OpStats{Ops: int64(len(d)), Latency: percentiles(d)}
@@ -266,5 +277,6 @@ func (r *Result) writeTable(out io.Writer) {
 		fmt.Fprintf(tw, "database\tCPU %.2f cores\n", r.DBCPU)
 	}
 	fmt.Fprintf(tw, "load tool\tCPU %.2f cores\n", r.ToolCPU)
+	fmt.Fprintf(tw, "machine\tload average %.2f\n", r.LoadAvg)
 	tw.Flush()
 }

@@ -46,8 +46,8 @@ func renderReport(path string, out io.Writer) error {
 	if err := sc.Err(); err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "| backend | scenario | c | runs | ops/s | p50 ms | p95 ms | p99 ms | max ms | errors | Latch CPU (cores) | DB CPU (cores) | tool CPU (cores) | Latch RSS MB |")
-	fmt.Fprintln(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(out, "| backend | scenario | c | runs | ops/s | p50 ms | p95 ms | p99 ms | max ms | errors | Latch CPU ms/op | DB CPU ms/op | Latch cores | DB cores | tool cores | load avg | Latch RSS MB |")
+	fmt.Fprintln(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, k := range order {
 		rs := groups[k]
 		med := func(f func(Result) float64) float64 {
@@ -78,12 +78,23 @@ func renderReport(path string, out io.Writer) error {
 			sort.Strings(list)
 			errs += " (" + strings.Join(list, "; ") + ")"
 		}
-		db := "–"
+		// CPU per operation moves far less than throughput when other work
+		// competes for the cores, so it is the figure to compare runs by.
+		perOp := func(cores func(Result) float64) func(Result) float64 {
+			return func(r Result) float64 {
+				if r.OpsPerSec == 0 {
+					return 0
+				}
+				return cores(r) * 1000 / r.OpsPerSec
+			}
+		}
+		db, dbOp := "–", "–"
 		if d := med(func(r Result) float64 { return r.DBCPU }); d > 0 {
 			db = fmt.Sprintf("%.2f", d)
+			dbOp = fmt.Sprintf("%.3f", med(perOp(func(r Result) float64 { return r.DBCPU })))
 		}
 		r := rs[0]
-		fmt.Fprintf(out, "| %s | %s | %d | %d | %.0f | %.2f | %.2f | %.2f | %.1f | %s | %.2f | %s | %.2f | %.0f |\n",
+		fmt.Fprintf(out, "| %s | %s | %d | %d | %.0f | %.2f | %.2f | %.2f | %.1f | %s | %.3f | %s | %.2f | %s | %.2f | %.1f | %.0f |\n",
 			r.Label, r.name(), r.Concurrency, len(rs),
 			med(func(r Result) float64 { return r.OpsPerSec }),
 			med(func(r Result) float64 { return r.Latency.P50 }),
@@ -91,9 +102,52 @@ func renderReport(path string, out io.Writer) error {
 			med(func(r Result) float64 { return r.Latency.P99 }),
 			med(func(r Result) float64 { return r.Latency.Max }),
 			errs,
+			med(perOp(func(r Result) float64 { return r.ServerCPU })), dbOp,
 			med(func(r Result) float64 { return r.ServerCPU }), db,
 			med(func(r Result) float64 { return r.ToolCPU }),
+			med(func(r Result) float64 { return r.LoadAvg }),
 			med(func(r Result) float64 { return r.ServerRSSMB }))
+	}
+	return renderSteps(order, groups, out)
+}
+
+// renderSteps shows each HTTP step of the sign-in flows: a flow is four
+// requests, so its own latency is about four times theirs.
+func renderSteps(order []string, groups map[string][]Result, out io.Writer) error {
+	header := false
+	for _, k := range order {
+		rs := groups[k]
+		var steps []string
+		for name := range rs[0].PerOp {
+			if strings.HasPrefix(name, "flow/") {
+				steps = append(steps, name)
+			}
+		}
+		if rs[0].Scenario != "flow" || len(steps) == 0 {
+			continue
+		}
+		if !header {
+			fmt.Fprint(out, "\nEach request of the `flow` rows above (median of the runs):\n\n")
+			fmt.Fprintln(out, "| backend | c | step | p50 ms | p95 ms | p99 ms | max ms |")
+			fmt.Fprintln(out, "|---|---:|---|---:|---:|---:|---:|")
+			header = true
+		}
+		sort.Strings(steps)
+		for _, st := range steps {
+			med := func(f func(Latency) float64) float64 {
+				var v []float64
+				for _, r := range rs {
+					if s, ok := r.PerOp[st]; ok {
+						v = append(v, f(s.Latency))
+					}
+				}
+				sort.Float64s(v)
+				return v[len(v)/2]
+			}
+			fmt.Fprintf(out, "| %s | %d | %s | %.2f | %.2f | %.2f | %.1f |\n", rs[0].Label, rs[0].Concurrency, strings.TrimPrefix(st, "flow/"),
+				med(func(l Latency) float64 { return l.P50 }), med(func(l Latency) float64 { return l.P95 }),
+				med(func(l Latency) float64 { return l.P99 }), med(func(l Latency) float64 { return l.Max }))
+		}
 	}
 	return nil
 }

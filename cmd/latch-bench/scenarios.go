@@ -65,6 +65,18 @@ type worker struct {
 	refresh  string // current refresh token (rotates)
 	access   string // a user's access token (openid), for userinfo
 	ccAccess string // a client_credentials token, for introspection
+
+	// recording is set while the current op is measured; signIn then
+	// keeps each HTTP step's latency, since a flow is four requests.
+	recording bool
+	steps     map[string][]time.Duration
+}
+
+// step times one HTTP exchange of a sign-in.
+func (w *worker) step(name string, t0 time.Time) {
+	if w.recording {
+		w.steps["flow/"+name] = append(w.steps["flow/"+name], time.Since(t0))
+	}
 }
 
 // benchError is a failed operation, grouped in the report by kind.
@@ -152,10 +164,12 @@ func (w *worker) signIn(ctx context.Context, scope string) (map[string]any, erro
 		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"},
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.o.url+"/oauth2/authorize?"+q.Encode(), nil)
+	t0 := time.Now()
 	resp, body, err := do(browser, "authorize", req)
 	if err != nil {
 		return nil, err
 	}
+	w.step("1 authorize", t0)
 	if resp.StatusCode != http.StatusSeeOther {
 		return nil, fail("authorize", resp.StatusCode, body)
 	}
@@ -168,10 +182,12 @@ func (w *worker) signIn(ctx context.Context, scope string) (map[string]any, erro
 	req, _ = http.NewRequestWithContext(ctx, http.MethodPost, b.o.url+"/api/auth_session/"+url.PathEscape(loc.Query().Get("token"))+"/approve", bytes.NewReader(approve))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-API-Key", b.o.apiKey)
+	t0 = time.Now()
 	resp, body, err = do(b.hc, "approve", req)
 	if err != nil {
 		return nil, err
 	}
+	w.step("2 approve", t0)
 	if resp.StatusCode != http.StatusOK {
 		return nil, fail("approve", resp.StatusCode, body)
 	}
@@ -183,10 +199,12 @@ func (w *worker) signIn(ctx context.Context, scope string) (map[string]any, erro
 	}
 
 	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, ap.RedirectURI, nil)
+	t0 = time.Now()
 	resp, body, err = do(browser, "resume", req)
 	if err != nil {
 		return nil, err
 	}
+	w.step("3 resume", t0)
 	if resp.StatusCode != http.StatusSeeOther {
 		return nil, fail("resume", resp.StatusCode, body)
 	}
@@ -194,10 +212,15 @@ func (w *worker) signIn(ctx context.Context, scope string) (map[string]any, erro
 	if err != nil || cb.Query().Get("code") == "" {
 		return nil, &benchError{kind: "resume: no code in redirect"}
 	}
-	return w.tokenCall(ctx, "code exchange", "/oauth2/token", url.Values{
+	t0 = time.Now()
+	tok, err := w.tokenCall(ctx, "code exchange", "/oauth2/token", url.Values{
 		"grant_type": {"authorization_code"}, "code": {cb.Query().Get("code")},
 		"redirect_uri": {b.o.redirectURI}, "code_verifier": {verifier},
 	})
+	if err == nil {
+		w.step("4 code exchange", t0)
+	}
+	return tok, err
 }
 
 func opFlow(ctx context.Context, w *worker) (string, error) {
