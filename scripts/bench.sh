@@ -12,7 +12,8 @@
 # Variables: DURATION (10s per run), WARMUP (2s), CONCURRENCY ("8 32"),
 # RUNS (1; with more, each row is the median of the runs), BACKENDS
 # ("sqlite postgres"), SCENARIOS (all), OUT (docs/performance.md),
-# PROFILE_DIR (unset: no profiles).
+# PROFILE_DIR (unset: no profiles), BENCH_LATCH_BIN (a prebuilt latch to measure
+# instead of this tree's, e.g. an older commit for comparison).
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
@@ -50,7 +51,8 @@ free_port() {
 }
 
 echo "== building" >&2
-(cd "$ROOT" && go build -o "$WORK/latch" . && go build -o "$WORK/latch-bench" ./cmd/latch-bench)
+(cd "$ROOT" && go build -o "$WORK/latch-bench" ./cmd/latch-bench)
+if [ -n "${BENCH_LATCH_BIN:-}" ]; then cp "$BENCH_LATCH_BIN" "$WORK/latch"; else (cd "$ROOT" && go build -o "$WORK/latch" .); fi
 BENCH="$WORK/latch-bench"
 
 export LATCH_MASTER_KEY=$(head -c 32 /dev/urandom | base64)

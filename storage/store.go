@@ -42,6 +42,7 @@ type Store struct {
 	dialect migrations.Dialect
 	now     func() time.Time
 	clients *clientCache
+	codes   codeMemo
 }
 
 // Open connects to dsn ("sqlite://PATH" or "postgres://..."). It does not

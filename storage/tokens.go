@@ -182,7 +182,12 @@ func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, signature string
 
 // GetAuthorizeCodeSession returns the request and ErrInvalidatedAuthorizeCode
 // for a spent code, which is what makes fosite revoke the tokens it produced.
+// fosite reads the code twice per exchange; the second read comes from
+// s.codes (see codeMemo for why that is safe).
 func (s *Store) GetAuthorizeCodeSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	if row, ok := s.codes.take(signature); ok {
+		return s.rebuild(ctx, &row, session)
+	}
 	req, row, err := s.getToken(ctx, kindCode, signature, session)
 	if err != nil {
 		return nil, err
@@ -190,10 +195,12 @@ func (s *Store) GetAuthorizeCodeSession(ctx context.Context, signature string, s
 	if !row.Active {
 		return req, fosite.ErrInvalidatedAuthorizeCode
 	}
+	s.codes.put(signature, *row)
 	return req, nil
 }
 
 func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
+	s.codes.drop(signature)
 	return s.spend(ctx, kindCode, signature, fosite.ErrInvalidatedAuthorizeCode)
 }
 
