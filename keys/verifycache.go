@@ -27,9 +27,11 @@ type verifiedToken struct {
 	exp time.Time
 }
 
+// maxVerified bounds the memory: a token and its parsed claims are a few
+// kB, so the cache stays around 10 MB at most.
 const (
 	verifiedTTL = time.Minute
-	maxVerified = 20000
+	maxVerified = 4096
 )
 
 func (c *verifiedCache) get(raw string, now time.Time) (*jwt.Token, string, bool) {
