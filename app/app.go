@@ -61,7 +61,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, opt Options
 	}
 	store, err := storage.Open(cfg.Database.DSN, storage.Options{
 		MaxOpenConns: cfg.Database.MaxOpenConns, MaxIdleConns: cfg.Database.MaxIdleConns,
-		ConnMaxLifetime: cfg.Database.ConnMaxLifetime, Now: opt.Now,
+		ConnMaxLifetime: cfg.Database.ConnMaxLifetime, ClientCacheTTL: cfg.Database.ClientCacheTTL, Now: opt.Now,
 	})
 	if err != nil {
 		return nil, err

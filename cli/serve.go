@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/latchhq/latch/app"
+	"github.com/latchhq/latch/server"
 )
 
 func newServe(e *env) *cobra.Command {
@@ -53,8 +54,18 @@ func (e *env) serve(cmd *cobra.Command, migrate bool) error {
 	a.RunBackground(bg)
 	go a.RunKeyRotation(bg)
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(ln) }()
+	if cfg.Pprof.Enabled {
+		pln, err := net.Listen("tcp", cfg.Pprof.Addr)
+		if err != nil {
+			return fmt.Errorf("pprof: listen on %s: %w", cfg.Pprof.Addr, err)
+		}
+		ps := server.PprofServer(cfg.Pprof.Addr)
+		defer ps.Close()
+		go func() { errc <- ps.Serve(pln) }()
+		log.Warn("pprof profiler enabled", "addr", pln.Addr().String())
+	}
 	mode := "approval via " + cfg.Approval.URL
 	if cfg.Approval.URL == "" {
 		mode = "built-in development consent page at " + cfg.Issuer + "/dev/consent"

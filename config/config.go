@@ -52,6 +52,7 @@ type Config struct {
 	Log      LogConfig      `koanf:"log"`
 	Janitor  JanitorConfig  `koanf:"janitor"`
 	Audit    AuditConfig    `koanf:"audit"`
+	Pprof    PprofConfig    `koanf:"pprof"`
 }
 
 // AuditConfig configures the audit log.
@@ -132,6 +133,18 @@ type DatabaseConfig struct {
 	MaxIdleConns int `koanf:"max_idle_conns"`
 	// ConnMaxLifetime of 0 keeps connections for as long as they work.
 	ConnMaxLifetime time.Duration `koanf:"conn_max_lifetime"`
+	// ClientCacheTTL is how long a client record is reused from memory.
+	// Writes through this instance invalidate at once; writes through
+	// another instance sharing the database are seen within this time.
+	// 0 turns the cache off.
+	ClientCacheTTL time.Duration `koanf:"client_cache_ttl"`
+}
+
+// PprofConfig exposes Go's profiler on a separate, loopback-only listener,
+// for finding where time goes under load. Off by default.
+type PprofConfig struct {
+	Enabled bool   `koanf:"enabled"`
+	Addr    string `koanf:"addr"`
 }
 
 // ApprovalConfig configures where users are sent to approve a client.
@@ -193,6 +206,7 @@ const (
 	MaxApprovalSessionLifetime = time.Hour
 	MaxDPoPIATWindow           = 10 * time.Minute
 	MaxPARLifetime             = 10 * time.Minute
+	MaxClientCacheTTL          = time.Minute
 )
 
 const (
@@ -229,7 +243,8 @@ func defaults() *Config {
 			IdleTimeout:       120 * time.Second,
 			MaxBodyBytes:      defaultMaxBody,
 		},
-		Database: DatabaseConfig{DSN: defaultDSN},
+		Database: DatabaseConfig{DSN: defaultDSN, ClientCacheTTL: 2 * time.Second},
+		Pprof:    PprofConfig{Addr: "127.0.0.1:6060"},
 		Approval: ApprovalConfig{SessionLifetime: 10 * time.Minute},
 		Login:    LoginConfig{SessionLifetime: 24 * time.Hour},
 		Tokens: TokensConfig{

@@ -322,6 +322,19 @@ func decodeLeaf(dst reflect.Value, raw any, secret bool) string {
 			return "must be a string, got " + yamlKind(raw)
 		}
 		dst.SetString(s)
+	case dst.Kind() == reflect.Bool:
+		switch v := raw.(type) {
+		case bool:
+			dst.SetBool(v)
+		case string:
+			b, err := strconv.ParseBool(strings.TrimSpace(v))
+			if err != nil {
+				return fmt.Sprintf("%q is not a boolean; use true or false", v)
+			}
+			dst.SetBool(b)
+		default:
+			return "must be a boolean, got " + yamlKind(raw)
+		}
 	case dst.Kind() == reflect.Int || dst.Kind() == reflect.Int64:
 		n, ok := toInt(raw)
 		if !ok || dst.OverflowInt(n) {

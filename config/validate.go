@@ -70,6 +70,7 @@ func (c *Config) Validate() error {
 func (c *Config) validate(ps *problems) {
 	validateIssuer(ps, c.Issuer, c.Issuer == defaultIssuer(c.HTTP.Addr))
 	c.validateDatabase(ps)
+	c.validatePprof(ps)
 
 	if c.MasterKey != "" {
 		if _, err := DecodeMasterKey(c.MasterKey); err != nil {
@@ -223,6 +224,25 @@ func (c *Config) validateDatabase(ps *problems) {
 	}
 	if c.Database.ConnMaxLifetime < 0 {
 		ps.add("database.conn_max_lifetime", "must be 0 (unlimited) or more, got %s", c.Database.ConnMaxLifetime)
+	}
+	if ttl := c.Database.ClientCacheTTL; ttl < 0 || ttl > MaxClientCacheTTL {
+		ps.add("database.client_cache_ttl", "must be between 0 (off) and %s, got %s", MaxClientCacheTTL, ttl)
+	}
+}
+
+// validatePprof keeps the profiler off public interfaces: profiles and
+// goroutine dumps reveal internals and can be costly to produce.
+func (c *Config) validatePprof(ps *problems) {
+	if !c.Pprof.Enabled {
+		return
+	}
+	host, _, err := net.SplitHostPort(c.Pprof.Addr)
+	if err != nil {
+		ps.add("pprof.addr", "%q is not host:port", c.Pprof.Addr)
+		return
+	}
+	if !isLoopbackHost(host) {
+		ps.add("pprof.addr", "%q must be a loopback address (127.0.0.1, ::1 or localhost)", c.Pprof.Addr)
 	}
 }
 

@@ -57,6 +57,8 @@ type Manager struct {
 
 	mu   sync.RWMutex
 	keys []*key // by activation time, oldest first
+
+	verified verifiedCache
 }
 
 // NewManager builds a manager; call Ensure before use.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	jose3 "github.com/go-jose/go-jose/v3"
 	"github.com/ory/fosite/token/jwt"
@@ -61,10 +62,19 @@ func (s *Signer) Generate(ctx context.Context, claims jwt.MapClaims, header jwt.
 	return raw, raw[strings.LastIndexByte(raw, '.')+1:], nil
 }
 
-// Decode verifies a token against the published key named by its kid.
+// Decode verifies a token against the published key named by its kid. A
+// token verified in the last minute is not verified again while its key is
+// live; the returned token is shared and must not be modified.
 func (s *Signer) Decode(_ context.Context, token string) (*jwt.Token, error) {
-	return jwt.ParseWithClaims(token, jwt.MapClaims{}, func(t *jwt.Token) (any, error) {
-		kid, _ := t.Header["kid"].(string)
+	now := time.Now()
+	if t, kid, ok := s.m.verified.get(token, now); ok {
+		if _, live := s.m.byKID(kid); live {
+			return t, nil
+		}
+	}
+	var kid string
+	t, err := jwt.ParseWithClaims(token, jwt.MapClaims{}, func(t *jwt.Token) (any, error) {
+		kid, _ = t.Header["kid"].(string)
 		k, ok := s.m.byKID(kid)
 		if !ok {
 			return nil, fmt.Errorf("unknown signing key %q", kid)
@@ -74,6 +84,10 @@ func (s *Signer) Decode(_ context.Context, token string) (*jwt.Token, error) {
 		}
 		return k.priv.Public(), nil
 	})
+	if err == nil {
+		s.m.verified.put(token, kid, t, now)
+	}
+	return t, err
 }
 
 // Validate verifies a token and returns its signature.

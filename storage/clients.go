@@ -52,8 +52,8 @@ type Client struct {
 
 	// jwks is JWKS parsed once on load: fosite wants go-jose v3 types here.
 	jwks *jose.JSONWebKeySet `gorm:"-"`
-	// rotatedLive says whether RotatedSecretHash was in its grace period
-	// by the store's clock when the client was loaded.
+	// rotatedLive says whether RotatedSecretHash is in its grace period by
+	// the store's clock; set per read by asOfNow, never on the cached row.
 	rotatedLive bool `gorm:"-"`
 }
 
@@ -141,23 +141,35 @@ func (c *Client) parseJWKS() error {
 	return nil
 }
 
-// GetClient loads a client; fosite.ErrNotFound when it does not exist.
+// GetClient loads a client (cached: fosite only reads it); fosite.ErrNotFound
+// when it does not exist.
 func (s *Store) GetClient(ctx context.Context, id string) (fosite.Client, error) {
-	c, err := s.Client(ctx, id)
+	c, err := s.cachedClient(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	return c, nil
+	return s.asOfNow(c), nil
 }
 
-// Client loads a client as our own type.
-func (s *Store) Client(ctx context.Context, id string) (*Client, error) {
-	var c Client
-	if err := s.conn(ctx).Where("id = ?", id).Take(&c).Error; err != nil {
-		return nil, translate(err)
+// asOfNow judges a previous secret's grace period at this read. The cached
+// row is shared and must not change, so only a client that has a previous
+// secret (rare: during a rotation) is copied.
+func (s *Store) asOfNow(c *Client) *Client {
+	if c.RotatedSecretHash == "" {
+		return c
 	}
-	c.rotatedLive = c.RotatedSecretExpiresAt != nil && c.RotatedSecretExpiresAt.After(s.now())
-	return &c, nil
+	cp := *c
+	cp.rotatedLive = cp.RotatedSecretExpiresAt != nil && cp.RotatedSecretExpiresAt.After(s.now())
+	return &cp
+}
+
+// Client loads a client as our own type; the copy is the caller's to change.
+func (s *Store) Client(ctx context.Context, id string) (*Client, error) {
+	c, err := s.cachedClient(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.asOfNow(c).clone(), nil
 }
 
 // normalize stores absent lists as [] rather than NULL.

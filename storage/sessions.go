@@ -107,29 +107,42 @@ func (s *Store) DecideAuthSession(ctx context.Context, id string, d Decision) (*
 	} else {
 		fields["state"] = AuthDenied
 	}
-	res := s.conn(ctx).Model(&AuthSession{}).
+	// RETURNING hands back the decided row in the same round trip.
+	var decided AuthSession
+	res := s.conn(ctx).Model(&decided).Clauses(clause.Returning{}).
 		Where("id = ? AND state = ? AND expires_at > ?", id, AuthPending, now).
 		Updates(fields)
 	if res.Error != nil {
 		return nil, translate(res.Error)
 	}
+	if res.RowsAffected == 1 {
+		return &decided, nil
+	}
 	a, err := s.AuthSession(ctx, id)
-	if res.RowsAffected == 0 {
-		if err != nil {
-			return a, err
-		}
-		return a, fmt.Errorf("%w: session is %s", ErrStateConflict, a.State)
+	if err != nil {
+		return a, err
 	}
-	if err != nil && !errors.Is(err, ErrExpired) {
-		return nil, err
-	}
-	return a, nil
+	return a, fmt.Errorf("%w: session is %s", ErrStateConflict, a.State)
 }
 
 // CompleteAuthSession marks a decided session completed for the browser that
 // started it and returns it as decided. Only the first caller wins; a browser
 // without the binding, a pending or expired session never completes.
 func (s *Store) CompleteAuthSession(ctx context.Context, id, browserHash string) (*AuthSession, error) {
+	// The common case, an approved session, in one round trip. RETURNING
+	// shows the new state, so the approved one is put back for the caller.
+	var done AuthSession
+	res := s.conn(ctx).Model(&done).Clauses(clause.Returning{}).
+		Where("id = ? AND state = ? AND browser_hash = ? AND expires_at > ?", id, AuthApproved, browserHash, s.now()).
+		Update("state", AuthCompleted)
+	if res.Error != nil {
+		return nil, translate(res.Error)
+	}
+	if res.RowsAffected == 1 {
+		done.State = AuthApproved
+		return &done, nil
+	}
+	// Denied, or not completable: find out which, as before.
 	a, err := s.AuthSession(ctx, id)
 	if err != nil {
 		return a, err
@@ -140,7 +153,7 @@ func (s *Store) CompleteAuthSession(ctx context.Context, id, browserHash string)
 	if a.State != AuthApproved && a.State != AuthDenied {
 		return a, fmt.Errorf("%w: session is %s", ErrStateConflict, a.State)
 	}
-	res := s.conn(ctx).Model(&AuthSession{}).
+	res = s.conn(ctx).Model(&AuthSession{}).
 		Where("id = ? AND state = ? AND browser_hash = ?", id, a.State, browserHash).
 		Update("state", AuthCompleted)
 	if res.Error != nil {

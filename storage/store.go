@@ -30,6 +30,9 @@ type Options struct {
 	MaxOpenConns    int
 	MaxIdleConns    int
 	ConnMaxLifetime time.Duration
+	// ClientCacheTTL is how long a parsed client row is reused; 0 turns
+	// the cache off. It bounds how stale another instance's view may be.
+	ClientCacheTTL time.Duration
 	// Now is the clock used for expiry decisions; nil means time.Now.
 	Now func() time.Time
 }
@@ -40,6 +43,8 @@ type Store struct {
 	db      *gorm.DB
 	dialect migrations.Dialect
 	now     func() time.Time
+	clients *clientCache
+	codes   codeMemo
 }
 
 // Open connects to dsn ("sqlite://PATH" or "postgres://..."). It does not
@@ -86,7 +91,13 @@ func Open(dsn string, opts Options) (*Store, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{db: db, dialect: dialect, now: func() time.Time { return now().UTC() }}, nil
+	s := &Store{db: db, dialect: dialect, now: func() time.Time { return now().UTC() }, clients: newClientCache(opts.ClientCacheTTL)}
+	if s.clients != nil {
+		if err := s.clients.registerInvalidation(db); err != nil {
+			return nil, fmt.Errorf("storage: %w", err)
+		}
+	}
+	return s, nil
 }
 
 // sqliteDSN turns a file path into a connection string: WAL lets readers run

@@ -1,0 +1,171 @@
+package server_test
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/latchhq/latch/clients"
+	"github.com/latchhq/latch/config"
+	"github.com/latchhq/latch/latchtest"
+	"github.com/latchhq/latch/storage/pgtest"
+)
+
+// grantOps runs every operation once against env and reports, after each,
+// the SQL it cost. The caller decides what the numbers must be.
+type grantOps struct {
+	t       testing.TB
+	env     *latchtest.Env
+	web, cc latchtest.Client
+	count   *latchtest.SQLCounter
+}
+
+func (g *grantOps) form(path string, form url.Values, id, secret string) map[string]any {
+	g.t.Helper()
+	req, _ := http.NewRequest("POST", g.env.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		g.t.Fatalf("POST %s: %d %s", path, resp.StatusCode, body)
+	}
+	out := map[string]any{}
+	_ = json.Unmarshal(body, &out)
+	return out
+}
+
+// login runs the browser flow and the code exchange, recording each step's
+// counts in got when it is not nil.
+func (g *grantOps) login(got map[string]latchtest.Counts) map[string]any {
+	t, env := g.t, g.env
+	take := func(op string) {
+		if got != nil {
+			got[op] = g.count.Take()
+		}
+	}
+	verifier := "v-" + strings.Repeat("x", 50)
+	sum := sha256.Sum256([]byte(verifier))
+	q := url.Values{
+		"response_type": {"code"}, "client_id": {g.web.ID}, "redirect_uri": {g.web.RedirectURIs[0]},
+		"scope": {"openid offline_access"}, "state": {"state-0123456789"}, "nonce": {"nonce-0123456789"},
+		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"},
+	}
+	b := latchtest.NewBrowser(t)
+	id := env.StartAuthorize(b, env.URL+"/oauth2/authorize?"+q.Encode())
+	take("authorize")
+	resume := env.Approve(id, map[string]any{"user": "alice"})
+	take("approve")
+	loc := env.Resume(b, resume)
+	take("resume")
+	tok := g.form("/oauth2/token", url.Values{"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")},
+		"redirect_uri": {g.web.RedirectURIs[0]}, "code_verifier": {verifier}}, g.web.ID, g.web.Secret)
+	take("code exchange")
+	return tok
+}
+
+// run performs one whole pass and returns the counts per operation.
+func (g *grantOps) run() map[string]latchtest.Counts {
+	t, env := g.t, g.env
+	got := map[string]latchtest.Counts{}
+	g.count.Take()
+	tok := g.login(got)
+	tok = g.form("/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok["refresh_token"].(string)}},
+		g.web.ID, g.web.Secret)
+	got["refresh"] = g.count.Take()
+	if tok["id_token"] == nil {
+		t.Fatal("refresh with openid returned no id_token")
+	}
+	g.form("/oauth2/token", url.Values{"grant_type": {"client_credentials"}}, g.cc.ID, g.cc.Secret)
+	got["client_credentials"] = g.count.Take()
+	if out := g.form("/oauth2/introspect", url.Values{"token": {tok["access_token"].(string)}}, g.web.ID, g.web.Secret); out["active"] != true {
+		t.Fatalf("introspection: %v", out)
+	}
+	got["introspection"] = g.count.Take()
+
+	req, _ := http.NewRequest("GET", env.URL+"/userinfo", nil)
+	req.Header.Set("Authorization", "Bearer "+tok["access_token"].(string))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("userinfo: %d", resp.StatusCode)
+	}
+	got["userinfo"] = g.count.Take()
+	return got
+}
+
+// TestStatementBudgets pins how many SQL statements and transactions each
+// operation costs once the client cache is warm, on SQLite and PostgreSQL.
+// Every statement is a round trip on PostgreSQL; a change that adds one must
+// raise the budget here, on purpose and with a reason.
+func TestStatementBudgets(t *testing.T) {
+	t.Run("SQLite", func(t *testing.T) { testStatementBudgets(t, "") })
+	t.Run("Postgres", func(t *testing.T) { testStatementBudgets(t, pgtest.DSN(t)) })
+}
+
+func testStatementBudgets(t *testing.T, dsn string) {
+	// A TTL far longer than the test, so the counts cannot depend on speed.
+	env := latchtest.Start(t, latchtest.Options{DSN: dsn, Configure: func(c *config.Config) { c.Database.ClientCacheTTL = time.Minute }})
+	g := &grantOps{t: t, env: env,
+		web: env.CreateClient(clients.Metadata{ClientName: "web", RedirectURIs: []string{"https://client.example/cb"},
+			GrantTypes: []string{"authorization_code", "refresh_token"}, Scope: "openid offline_access"}),
+		cc: env.CreateClient(clients.Metadata{ClientName: "worker", GrantTypes: []string{"client_credentials"}}),
+	}
+	g.count = latchtest.CountSQL(env.App.Store.DB())
+	g.run() // warm caches, as under load
+	got := g.run()
+
+	budgets := []struct {
+		op         string
+		statements int
+		tx         int
+		why        string
+	}{
+		// Every operation that changes state also writes one audit row
+		// (SPEC §4 lists these events); the approval API writes two, the
+		// key used and the decision.
+		//
+		// Client from cache; insert the pending auth session; audit.
+		{"authorize", 2, 0, "insert auth session, audit"},
+		// API key lookup; read the session (404/410 and requested-scope
+		// check); conditional update (exactly-once decision) that returns
+		// the decided row; audit key used and session approved.
+		{"approve", 5, 0, "api key, read, decide+returning, 2 audit"},
+		// Conditional complete returning the session, login session insert,
+		// code + PKCE + OIDC rows (fosite stores them one by one); audit.
+		{"resume", 6, 0, "complete+returning, login, code, pkce, oidc, audit"},
+		// Read the code (fosite's second read is served from memory) and
+		// the PKCE row; in one transaction: spend the code, insert access
+		// and refresh; after it, read the OIDC session (kept, like PKCE, for
+		// the janitor); audit.
+		{"code exchange", 7, 1, "code, pkce, spend, access, refresh, oidc read, audit"},
+		// Read the refresh token, then in one transaction: spend it, retire
+		// its access token (subquery), insert the new pair; audit.
+		{"refresh", 6, 1, "read, spend, retire access, access, refresh, audit"},
+		// Client from cache; store the access token (revocable,
+		// introspectable); audit.
+		{"client_credentials", 2, 0, "insert access, audit"},
+		{"introspection", 1, 0, "read token"},
+		{"userinfo", 1, 0, "read token"},
+	}
+	for _, b := range budgets {
+		c := got[b.op]
+		if c.Statements != b.statements || c.Tx != b.tx {
+			t.Errorf("%s: %d statements in %d transactions, budget %d in %d (%s)\n  %s",
+				b.op, c.Statements, c.Tx, b.statements, b.tx, b.why, strings.Join(c.SQL, "\n  "))
+		}
+	}
+}
