@@ -66,7 +66,8 @@ func newClientsCreate(e *env) *cobra.Command {
 		Short: "Register a client; prints it with its secret, which is shown only this once",
 		Example: `  latch clients create --name "My app" --redirect-uri https://app.example/cb --grant-type authorization_code,refresh_token
   latch clients create --name "Native app" --redirect-uri http://127.0.0.1/cb --auth-method none
-  latch clients create --name "Batch job" --grant-type client_credentials --scope api.read`,
+  latch clients create --name "Batch job" --grant-type client_credentials --scope api.read
+  latch clients create --name "Bank app" --redirect-uri https://bank.example/cb --dpop-bound --require-par --id-token-alg RS256`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !cmd.Flags().Changed("grant-type") {
@@ -88,6 +89,10 @@ func newClientsCreate(e *env) *cobra.Command {
 	f.StringVar(&m.Scope, "scope", "", "space-separated scopes the client may request (default: all configured)")
 	f.StringVar(&m.TokenEndpointAuthMethod, "auth-method", "", "client_secret_basic (default), client_secret_post, private_key_jwt or none (public client)")
 	f.StringVar(&m.JWKSURI, "jwks-uri", "", "jwks_uri for private_key_jwt")
+	f.StringVar(&m.TokenEndpointAuthSigningAlg, "auth-signing-alg", "", "private_key_jwt assertion algorithm, such as ES256 (default: implied by the client's keys)")
+	f.StringVar(&m.IDTokenSignedResponseAlg, "id-token-alg", "", "ID token signing algorithm: ES256 (default) or RS256")
+	f.BoolVar(&m.DPoPBoundAccessTokens, "dpop-bound", false, "refuse this client tokens without a DPoP proof (dpop_bound_access_tokens)")
+	f.BoolVar(&m.RequirePushedAuthRequests, "require-par", false, "accept only pushed authorization requests from this client (require_pushed_authorization_requests)")
 	f.StringVar(&m.Owner, "owner", "", "host-app user who owns the client")
 	f.StringVar(&m.ClientURI, "client-uri", "", "client home page (https)")
 	f.StringVar(&m.LogoURI, "logo-uri", "", "logo URL (https)")

@@ -84,6 +84,17 @@ func TestClientsCommands(t *testing.T) {
 	l.fails(`no client with id "`+id+`"`, "clients", "delete", id)
 	l.fails("redirect_uris", "clients", "create", "--name", "Bad", "--redirect-uri", "http://evil.example/cb")
 	l.fails("accepts 1 arg", "clients", "show")
+
+	strict := l.ok("clients", "create", "--name", "Bank", "--redirect-uri", "https://bank.example/cb",
+		"--dpop-bound", "--require-par", "--id-token-alg", "RS256")
+	var sc map[string]any
+	if err := json.Unmarshal([]byte(strict), &sc); err != nil {
+		t.Fatalf("create output is not JSON: %v\n%s", err, strict)
+	}
+	if sc["dpop_bound_access_tokens"] != true || sc["require_pushed_authorization_requests"] != true || sc["id_token_signed_response_alg"] != "RS256" {
+		t.Errorf("create with sender-constraint flags: %v", sc)
+	}
+	l.fails("id_token_signed_response_alg", "clients", "create", "--name", "Bad", "--redirect-uri", "https://bank.example/cb", "--id-token-alg", "HS256")
 }
 
 func TestKeysCommands(t *testing.T) {

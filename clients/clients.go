@@ -15,6 +15,8 @@ import (
 	jose "github.com/go-jose/go-jose/v3"
 
 	"github.com/latchhq/latch/audit"
+	"github.com/latchhq/latch/keys"
+	"github.com/latchhq/latch/provider"
 	"github.com/latchhq/latch/scopes"
 	"github.com/latchhq/latch/secret"
 	"github.com/latchhq/latch/storage"
@@ -64,6 +66,18 @@ type Metadata struct {
 	Contacts                []string `json:"contacts"`
 	Owner                   string   `json:"owner"`
 	Audience                []string `json:"audience"`
+	// IDTokenSignedResponseAlg picks the ID token algorithm (OIDC
+	// Registration §2); empty means the server's default.
+	IDTokenSignedResponseAlg string `json:"id_token_signed_response_alg"`
+	// TokenEndpointAuthSigningAlg pins the private_key_jwt assertion
+	// algorithm (RFC 7591 §2); empty derives it from the client's keys.
+	TokenEndpointAuthSigningAlg string `json:"token_endpoint_auth_signing_alg"`
+	// DPoPBoundAccessTokens refuses this client tokens without a DPoP
+	// proof (RFC 9449 §5.2).
+	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens"`
+	// RequirePushedAuthRequests refuses this client authorization requests
+	// that were not pushed first (RFC 9126 §6).
+	RequirePushedAuthRequests bool `json:"require_pushed_authorization_requests"`
 }
 
 // InvalidError names the metadata field at fault (RFC 7591 §3.2.2 codes).
@@ -84,6 +98,9 @@ func invalid(field, format string, args ...any) error {
 }
 
 var authMethods = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
+
+// idTokenAlgs are the algorithms the signing key manager holds keys for.
+var idTokenAlgs = []string{keys.ES256, keys.RS256}
 
 // Create validates m, stores the client and returns it with its secret in
 // plaintext (empty for public and private_key_jwt clients). The secret is
@@ -158,6 +175,9 @@ func (s *Service) Build(m Metadata) (*storage.Client, error) {
 	if err := checkJWKS(m.JWKS); err != nil {
 		return nil, err
 	}
+	if err := checkAlgs(m); err != nil {
+		return nil, err
+	}
 	if hasCode && len(m.RedirectURIs) == 0 {
 		return nil, invalid("redirect_uris", "at least one is required for authorization_code")
 	}
@@ -205,7 +225,9 @@ func (s *Service) Build(m Metadata) (*storage.Client, error) {
 		GrantTypes: m.GrantTypes, ResponseTypes: m.ResponseTypes, Scope: strings.Join(scopeList, " "),
 		Audience: m.Audience, TokenEndpointAuthMethod: m.TokenEndpointAuthMethod, JWKS: m.JWKS, JWKSURI: m.JWKSURI,
 		LogoURI: m.LogoURI, ClientURI: m.ClientURI, PolicyURI: m.PolicyURI, TOSURI: m.TOSURI,
-		Contacts: m.Contacts, Owner: m.Owner,
+		Contacts: m.Contacts, Owner: m.Owner, IDTokenSignedResponseAlg: m.IDTokenSignedResponseAlg,
+		TokenEndpointAuthSigningAlg: m.TokenEndpointAuthSigningAlg, DPoPBoundAccessTokens: m.DPoPBoundAccessTokens,
+		RequirePushedAuthRequests: m.RequirePushedAuthRequests,
 	}, nil
 }
 
@@ -272,6 +294,25 @@ func checkJWKS(raw string) error {
 	return nil
 }
 
+// checkAlgs holds the algorithm choices to what the server can sign and
+// verify: an unsupported one would only surface as a failed login later.
+func checkAlgs(m Metadata) error {
+	if a := m.IDTokenSignedResponseAlg; a != "" && !slices.Contains(idTokenAlgs, a) {
+		return invalid("id_token_signed_response_alg", "%q is not supported (%s)", a, strings.Join(idTokenAlgs, ", "))
+	}
+	a := m.TokenEndpointAuthSigningAlg
+	if a == "" {
+		return nil
+	}
+	if m.TokenEndpointAuthMethod != "private_key_jwt" {
+		return invalid("token_endpoint_auth_signing_alg", "only applies to token_endpoint_auth_method private_key_jwt")
+	}
+	if !slices.Contains(provider.ClientAssertionAlgs, a) {
+		return invalid("token_endpoint_auth_signing_alg", "%q is not supported (%s)", a, strings.Join(provider.ClientAssertionAlgs, ", "))
+	}
+	return nil
+}
+
 func checkContacts(contacts []string) error {
 	if len(contacts) > 20 {
 		return invalid("contacts", "at most 20 contacts")
@@ -288,5 +329,6 @@ func checkContacts(contacts []string) error {
 // its secret.
 func clientDetails(c *storage.Client) map[string]any {
 	return map[string]any{"client_name": c.Name, "owner": c.Owner, "redirect_uris": c.RedirectURIs,
-		"grant_types": c.GrantTypes, "scope": c.Scope, "token_endpoint_auth_method": c.TokenEndpointAuthMethod}
+		"grant_types": c.GrantTypes, "scope": c.Scope, "token_endpoint_auth_method": c.TokenEndpointAuthMethod,
+		"dpop_bound_access_tokens": c.DPoPBoundAccessTokens, "require_pushed_authorization_requests": c.RequirePushedAuthRequests}
 }

@@ -53,11 +53,15 @@ type View struct {
 	JWKS                  json.RawMessage `json:"jwks,omitempty"`
 	ClientSecret          string          `json:"client_secret,omitempty"`
 	ClientSecretExpiresAt *int64          `json:"client_secret_expires_at,omitempty"`
+	// The sender-constraint switches shadow the stored ones so that false
+	// is shown too: a reader must see that a client is not constrained.
+	DPoPBoundAccessTokens     bool `json:"dpop_bound_access_tokens"`
+	RequirePushedAuthRequests bool `json:"require_pushed_authorization_requests"`
 }
 
 // NewView wraps c; plain is its secret when just issued.
 func NewView(c *storage.Client, plain string) View {
-	v := View{Client: c}
+	v := View{Client: c, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens, RequirePushedAuthRequests: c.RequirePushedAuthRequests}
 	if c.JWKS != "" {
 		v.JWKS = json.RawMessage(c.JWKS)
 	}

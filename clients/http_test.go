@@ -102,6 +102,80 @@ func TestCreateClient(t *testing.T) {
 	}
 }
 
+// TestClientSenderConstraintMetadata: the DPoP, PAR and algorithm settings
+// are registered, shown (false too) and patched like the rest.
+func TestClientSenderConstraintMetadata(t *testing.T) {
+	env := latchtest.Start(t, latchtest.Options{})
+	_, plain := env.API("POST", "/api/clients", webMeta())
+	if plain["dpop_bound_access_tokens"] != false || plain["require_pushed_authorization_requests"] != false {
+		t.Errorf("unconstrained client must show both switches false: %v", plain)
+	}
+
+	m := webMeta()
+	m["dpop_bound_access_tokens"], m["require_pushed_authorization_requests"], m["id_token_signed_response_alg"] = true, true, "RS256"
+	status, out := env.API("POST", "/api/clients", m)
+	if status != http.StatusCreated {
+		t.Fatalf("create: %d %v", status, out)
+	}
+	id := out["client_id"].(string)
+	want := map[string]any{"dpop_bound_access_tokens": true, "require_pushed_authorization_requests": true, "id_token_signed_response_alg": "RS256"}
+	check := func(step string, got map[string]any) {
+		t.Helper()
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%s: %s = %v, want %v", step, k, got[k], v)
+			}
+		}
+	}
+	check("create", out)
+	_, got := env.API("GET", "/api/clients/"+id, nil)
+	check("read", got)
+	_, list := env.API("GET", "/api/clients?owner=alice&limit=200", nil)
+	listed := false
+	for _, c := range list["clients"].([]any) {
+		if c.(map[string]any)["client_id"] == id {
+			listed = true
+			check("list", c.(map[string]any))
+		}
+	}
+	if !listed {
+		t.Errorf("client %s not listed: %v", id, list)
+	}
+
+	// A patch that does not name them keeps them.
+	status, out = env.API("PATCH", "/api/clients/"+id, map[string]any{"client_name": "Photos 2"})
+	if status != http.StatusOK {
+		t.Fatalf("patch: %d %v", status, out)
+	}
+	check("patch of another field", out)
+
+	// A patch that names them changes them, and is validated.
+	status, out = env.API("PATCH", "/api/clients/"+id, map[string]any{"dpop_bound_access_tokens": false, "id_token_signed_response_alg": ""})
+	want = map[string]any{"dpop_bound_access_tokens": false, "require_pushed_authorization_requests": true, "id_token_signed_response_alg": nil}
+	if status != http.StatusOK {
+		t.Fatalf("patch: %d %v", status, out)
+	}
+	check("patch", out)
+	for _, body := range []map[string]any{{"id_token_signed_response_alg": "PS256"}, {"token_endpoint_auth_signing_alg": "ES256"}} {
+		if status, out := env.API("PATCH", "/api/clients/"+id, body); status != http.StatusBadRequest || out["error"] != "invalid_client_metadata" {
+			t.Errorf("patch %v: %d %v, want 400 invalid_client_metadata", body, status, out)
+		}
+	}
+	_, got = env.API("GET", "/api/clients/"+id, nil)
+	check("read after refused patches", got)
+
+	// private_key_jwt clients may pin their assertion algorithm.
+	_, pk := env.API("POST", "/api/clients", map[string]any{"client_name": "JWT", "grant_types": []string{"client_credentials"},
+		"token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "https://a.example/jwks", "token_endpoint_auth_signing_alg": "PS256"})
+	if pk["token_endpoint_auth_signing_alg"] != "PS256" {
+		t.Errorf("private_key_jwt client with an assertion alg: %v", pk)
+	}
+	status, out = env.API("PATCH", "/api/clients/"+pk["client_id"].(string), map[string]any{"token_endpoint_auth_signing_alg": "ES384"})
+	if status != http.StatusOK || out["token_endpoint_auth_signing_alg"] != "ES384" {
+		t.Errorf("patch assertion alg: %d %v", status, out)
+	}
+}
+
 func TestCreateClientValidation(t *testing.T) {
 	env := latchtest.Start(t, latchtest.Options{})
 	code := map[string]any{"client_name": "x", "redirect_uris": []string{"https://a.example/cb"}}
@@ -147,6 +221,13 @@ func TestCreateClientValidation(t *testing.T) {
 		{"long name", with("client_name", strings.Repeat("n", 201)), "invalid_client_metadata", "client_name"},
 		{"empty contact", with("contacts", []string{""}), "invalid_client_metadata", "contacts"},
 		{"long owner", with("owner", strings.Repeat("o", 256)), "invalid_client_metadata", "owner"},
+		{"unsupported id token alg", with("id_token_signed_response_alg", "HS256"), "invalid_client_metadata", "id_token_signed_response_alg"},
+		{"unsigned id tokens", with("id_token_signed_response_alg", "none"), "invalid_client_metadata", "id_token_signed_response_alg"},
+		{"assertion alg without private_key_jwt", with("token_endpoint_auth_signing_alg", "ES256"), "invalid_client_metadata", "token_endpoint_auth_signing_alg"},
+		{"assertion alg not advertised", map[string]any{"grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": "private_key_jwt",
+			"jwks_uri": "https://a.example/jwks", "token_endpoint_auth_signing_alg": "HS256"}, "invalid_client_metadata", "token_endpoint_auth_signing_alg"},
+		{"dpop flag not a boolean", with("dpop_bound_access_tokens", "yes"), "invalid_request", "wrong type"},
+		{"par flag not a boolean", with("require_pushed_authorization_requests", 1), "invalid_request", "wrong type"},
 		{"unknown field", with("redirect_uri", "https://a.example/cb"), "invalid_request", "unknown field"},
 		{"wrong type", with("redirect_uris", "https://a.example/cb"), "invalid_request", "wrong type"},
 	}

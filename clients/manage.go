@@ -68,6 +68,8 @@ func MetadataOf(c *storage.Client) Metadata {
 		ResponseTypes: c.ResponseTypes, Scope: c.Scope, TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
 		JWKS: c.JWKS, JWKSURI: c.JWKSURI, LogoURI: c.LogoURI, ClientURI: c.ClientURI, PolicyURI: c.PolicyURI,
 		TOSURI: c.TOSURI, Contacts: c.Contacts, Owner: c.Owner, Audience: c.Audience,
+		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg, TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg,
+		DPoPBoundAccessTokens: c.DPoPBoundAccessTokens, RequirePushedAuthRequests: c.RequirePushedAuthRequests,
 	}
 }
 
@@ -98,8 +100,7 @@ func (s *Service) Update(ctx context.Context, id string, m Metadata) (*storage.C
 	}
 	// Settings this metadata does not carry stay as they were.
 	c.SecretHash, c.RotatedSecretHash, c.RotatedSecretExpiresAt = old.SecretHash, old.RotatedSecretHash, old.RotatedSecretExpiresAt
-	c.IDTokenSignedResponseAlg, c.DPoPBoundAccessTokens = old.IDTokenSignedResponseAlg, old.DPoPBoundAccessTokens
-	c.RequirePushedAuthRequests, c.CreatedAt = old.RequirePushedAuthRequests, old.CreatedAt
+	c.CreatedAt = old.CreatedAt
 	if err := ms.UpdateClient(ctx, c); err != nil {
 		return nil, err
 	}

@@ -169,6 +169,24 @@ func (e *Env) CreateClient(m clients.Metadata) Client {
 	return Client{ID: c.ID, Secret: sec, RedirectURIs: c.RedirectURIs}
 }
 
+// RegisterClient registers a client the way a host app does, through POST
+// /api/clients, so the whole path from JSON to the stored client is used.
+func (e *Env) RegisterClient(body map[string]any) Client {
+	e.T.Helper()
+	status, out := e.API("POST", "/api/clients", body)
+	if status != http.StatusCreated {
+		e.T.Fatalf("register client: %d %v", status, out)
+	}
+	c := Client{}
+	c.ID, _ = out["client_id"].(string)
+	c.Secret, _ = out["client_secret"].(string)
+	uris, _ := out["redirect_uris"].([]any)
+	for _, u := range uris {
+		c.RedirectURIs = append(c.RedirectURIs, u.(string))
+	}
+	return c
+}
+
 // WebClient registers a confidential code-flow client with refresh tokens.
 func (e *Env) WebClient(authMethod string) Client {
 	return e.CreateClient(clients.Metadata{

@@ -4,13 +4,17 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 
+	"github.com/latchhq/latch/clients"
 	"github.com/latchhq/latch/latchtest"
 	"github.com/latchhq/latch/openapi"
+	"github.com/latchhq/latch/provider"
 )
 
 var pathParam = regexp.MustCompile(`\{([^}]+)\}`)
@@ -78,5 +82,48 @@ func TestDocumentIsServedWithoutKey(t *testing.T) {
 	}
 	if string(body) != string(openapi.Document()) {
 		t.Error("served document differs from the embedded one")
+	}
+}
+
+// TestClientSchemaMatchesMetadata keeps the documented registration fields
+// and the algorithm lists in step with what the API accepts.
+func TestClientSchemaMatchesMetadata(t *testing.T) {
+	type prop struct {
+		Enum []string `json:"enum"`
+	}
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]prop `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(openapi.Document(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	meta := doc.Components.Schemas["ClientMetadata"].Properties
+	accepted := map[string]bool{"jwks": true} // jwks travels as an object beside Metadata
+	ty := reflect.TypeFor[clients.Metadata]()
+	for i := range ty.NumField() {
+		name, _, _ := strings.Cut(ty.Field(i).Tag.Get("json"), ",")
+		if name != "-" && name != "client_id" {
+			accepted[name] = true
+		}
+	}
+	for name := range accepted {
+		if _, ok := meta[name]; !ok {
+			t.Errorf("ClientMetadata schema lacks %s", name)
+		}
+		if _, ok := doc.Components.Schemas["Client"].Properties[name]; !ok {
+			t.Errorf("Client schema lacks %s", name)
+		}
+	}
+	for name := range meta {
+		if !accepted[name] {
+			t.Errorf("ClientMetadata schema documents %s, which the API does not accept", name)
+		}
+	}
+	if got := meta["token_endpoint_auth_signing_alg"].Enum; !slices.Equal(got, provider.ClientAssertionAlgs) {
+		t.Errorf("token_endpoint_auth_signing_alg enum %v, server verifies %v", got, provider.ClientAssertionAlgs)
 	}
 }

@@ -30,6 +30,11 @@ type Storage interface {
 	fstorage.Transactional
 }
 
+// ClientAssertionAlgs are the algorithms fosite verifies private_key_jwt
+// assertions with. Discovery advertises them and registration accepts only
+// them, so the two cannot drift apart.
+var ClientAssertionAlgs = []string{"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+
 // Options are the protocol settings taken from config.
 type Options struct {
 	Issuer               string

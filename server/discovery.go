@@ -5,6 +5,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/latchhq/latch/provider"
 	"github.com/latchhq/latch/scopes"
 )
 
@@ -67,7 +68,7 @@ func (s *Server) Metadata() Metadata {
 		SubjectTypesSupported:                      []string{"public"},
 		IDTokenSigningAlgValuesSupported:           algs,
 		TokenEndpointAuthMethodsSupported:          clientAuthMethods,
-		TokenEndpointAuthSigningAlgValuesSupported: []string{"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"},
+		TokenEndpointAuthSigningAlgValuesSupported: provider.ClientAssertionAlgs,
 		RevocationEndpointAuthMethodsSupported:     clientAuthMethods,
 		IntrospectionEndpointAuthMethodsSupported:  []string{"client_secret_basic", "client_secret_post", "private_key_jwt"},
 		CodeChallengeMethodsSupported:              []string{"S256"},

@@ -14,7 +14,6 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 
-	"github.com/latchhq/latch/clients"
 	"github.com/latchhq/latch/config"
 	"github.com/latchhq/latch/dpop"
 	"github.com/latchhq/latch/latchtest"
@@ -178,9 +177,8 @@ func TestDPoPPublicClientWholeFlow(t *testing.T) {
 // client registered with dpop_bound_access_tokens cannot get a Bearer token.
 func TestDPoPNonceAndRequiredClient(t *testing.T) {
 	env := latchtest.Start(t, latchtest.Options{Configure: func(c *config.Config) { c.DPoP.NonceRequired = true }})
-	c := env.CreateClient(clients.Metadata{ClientName: "svc", GrantTypes: []string{"client_credentials"},
-		TokenEndpointAuthMethod: "client_secret_basic", Scope: "profile"})
-	setClient(t, env, c.ID, func(sc *storage.Client) { sc.DPoPBoundAccessTokens = true })
+	c := env.RegisterClient(map[string]any{"client_name": "svc", "grant_types": []string{"client_credentials"},
+		"scope": "profile", "dpop_bound_access_tokens": true})
 	key := newDPoPKey(t)
 	tokenURL := env.URL + "/oauth2/token"
 	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"profile"}}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/latchhq/latch/config"
 	"github.com/latchhq/latch/latchtest"
-	"github.com/latchhq/latch/storage"
 )
 
 func basicAuth(id, secret string) map[string]string {
@@ -90,8 +89,9 @@ func TestPARThenAuthorize(t *testing.T) {
 // TestPARRequiredPerClient: only the marked client must push.
 func TestPARRequiredPerClient(t *testing.T) {
 	env := latchtest.Start(t, latchtest.Options{})
-	strict, lax := env.WebClient("client_secret_basic"), env.WebClient("client_secret_basic")
-	setClient(t, env, strict.ID, func(sc *storage.Client) { sc.RequirePushedAuthRequests = true })
+	strict := env.RegisterClient(map[string]any{"client_name": "Strict", "redirect_uris": []string{"https://client.example/cb"},
+		"grant_types": []string{"authorization_code", "refresh_token"}, "require_pushed_authorization_requests": true})
+	lax := env.WebClient("client_secret_basic")
 	verifier := oauth2.GenerateVerifier()
 
 	r, _ := latchtest.NewBrowser(t).Get(env.URL + "/oauth2/authorize?" + authParams(strict.ID, strict.RedirectURIs[0], verifier).Encode())

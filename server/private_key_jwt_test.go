@@ -92,13 +92,11 @@ func TestPrivateKeyJWT(t *testing.T) {
 	}))
 	defer jwksSrv.Close()
 	c2 := env.CreateClient(clients.Metadata{ClientName: "pkjwt-uri", GrantTypes: []string{"client_credentials"},
-		TokenEndpointAuthMethod: "private_key_jwt", JWKSURI: "https://keys.example/jwks.json", Scope: "profile"})
+		TokenEndpointAuthMethod: "private_key_jwt", JWKSURI: "https://keys.example/jwks.json", Scope: "profile",
+		// Without inline keys the assertion alg defaults to RS256.
+		TokenEndpointAuthSigningAlg: "ES256"})
 	// Registration insists on https; the test's key server is plain http.
-	// Without inline keys the assertion alg defaults to RS256; this client
-	// registers ES256.
-	setClient(t, env, c2.ID, func(sc *storage.Client) {
-		sc.JWKSURI, sc.TokenEndpointAuthSigningAlg = jwksSrv.URL, "ES256"
-	})
+	setClient(t, env, c2.ID, func(sc *storage.Client) { sc.JWKSURI = jwksSrv.URL })
 
 	soon := time.Now().Add(time.Minute)
 	replayed := inline.assertion(t, c.ID, tokenURL, "jti-replayed", soon)

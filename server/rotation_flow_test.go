@@ -12,7 +12,6 @@ import (
 	"github.com/latchhq/latch/clients"
 	"github.com/latchhq/latch/keys"
 	"github.com/latchhq/latch/latchtest"
-	"github.com/latchhq/latch/storage"
 )
 
 // TestRotationWithTokensInFlight: after a rotation, tokens signed by the old
@@ -88,8 +87,9 @@ func publishes(t *testing.T, env *latchtest.Env, kid string) bool {
 func TestRS256IDTokensPerClient(t *testing.T) {
 	ctx := context.Background()
 	env := latchtest.Start(t, latchtest.Options{})
-	rsClient, esClient := env.WebClient("client_secret_basic"), env.WebClient("client_secret_basic")
-	setClient(t, env, rsClient.ID, func(sc *storage.Client) { sc.IDTokenSignedResponseAlg = "RS256" })
+	rsClient := env.RegisterClient(map[string]any{"client_name": "RS", "redirect_uris": []string{"https://client.example/cb"},
+		"grant_types": []string{"authorization_code", "refresh_token"}, "id_token_signed_response_alg": "RS256"})
+	esClient := env.WebClient("client_secret_basic")
 
 	for _, tc := range []struct {
 		client      latchtest.Client
