@@ -27,7 +27,7 @@ func (a *App) mountManagement(srv *server.Server, rec *audit.Recorder) {
 // row and the key in plaintext, once.
 func (a *App) NewAPIKey(ctx context.Context, name string) (*storage.APIKey, string, error) {
 	plain := "latch_" + secret.New()
-	k := &storage.APIKey{ID: secret.Random(9), Name: name, Hash: a.Hasher.Sum("apikey", plain)}
+	k := &storage.APIKey{ID: secret.ID(9), Name: name, Hash: a.Hasher.Sum("apikey", plain)}
 	if err := a.Store.CreateAPIKey(ctx, k); err != nil {
 		return nil, "", fmt.Errorf("create api key: %w", err)
 	}

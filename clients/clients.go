@@ -218,7 +218,7 @@ func (s *Service) Build(m Metadata) (*storage.Client, error) {
 	}
 	id := m.ClientID
 	if id == "" {
-		id = secret.Random(16)
+		id = secret.ID(16)
 	}
 	return &storage.Client{
 		ID: id, Public: public, Name: m.ClientName, RedirectURIs: m.RedirectURIs,

@@ -188,7 +188,7 @@ func (m *Manager) create(ctx context.Context, alg string, activates time.Time) (
 	if err != nil {
 		return "", fmt.Errorf("generate %s key: %w", alg, err)
 	}
-	kid := secret.Random(12)
+	kid := secret.ID(12)
 	pub, err := json.Marshal(jose.JSONWebKey{Key: priv.Public(), KeyID: kid, Algorithm: alg, Use: "sig"})
 	if err != nil {
 		return "", err

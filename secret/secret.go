@@ -27,6 +27,17 @@ func Random(n int) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// ID returns n random bytes as a base64url identifier that never starts
+// with '-' or '_', so it can be passed as a command-line argument (a leading
+// '-' reads as a flag) and sorts and displays without surprises.
+func ID(n int) string {
+	for {
+		if id := Random(n); id[0] != '-' && id[0] != '_' {
+			return id
+		}
+	}
+}
+
 // New returns a fresh 256-bit secret.
 func New() string { return Random(32) }
 

@@ -43,3 +43,13 @@ func TestHasher(t *testing.T) {
 		t.Error("foreign hash format accepted")
 	}
 }
+
+// Identifiers are passed to the CLI as arguments; one starting with '-'
+// would be read as a flag (1 in 32 with plain base64url).
+func TestIDNeverLooksLikeAFlag(t *testing.T) {
+	for range 2000 {
+		if id := ID(9); id[0] == '-' || id[0] == '_' || len(id) != 12 {
+			t.Fatalf("ID(9) = %q", id)
+		}
+	}
+}
