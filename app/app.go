@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/ory/fosite"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/latchhq/latch/approval"
+	"github.com/latchhq/latch/audit"
 	"github.com/latchhq/latch/config"
 	"github.com/latchhq/latch/dpop"
 	"github.com/latchhq/latch/keys"
@@ -44,6 +46,9 @@ type App struct {
 	MasterKeyGenerated bool
 
 	hmacKey []byte
+	// audit is the one recorder, so every writer shares its group commit.
+	audit     *audit.Recorder
+	auditOnce sync.Once
 }
 
 // Options control how Open treats the schema.

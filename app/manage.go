@@ -12,7 +12,10 @@ import (
 )
 
 // Audit returns the audit recorder over this app's store.
-func (a *App) Audit() *audit.Recorder { return audit.New(a.Store, a.Log) }
+func (a *App) Audit() *audit.Recorder {
+	a.auditOnce.Do(func() { a.audit = audit.New(a.Store, a.Log) })
+	return a.audit
+}
 
 // mountManagement adds the host app's management API (SPEC §4) to srv:
 // clients and authorizations, the audit log, and the public OpenAPI

@@ -59,6 +59,7 @@ const (
 // Store is where events go.
 type Store interface {
 	InsertAudit(ctx context.Context, e *storage.AuditEvent) error
+	InsertAudits(ctx context.Context, events []*storage.AuditEvent) error
 	ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error)
 }
 
@@ -79,6 +80,7 @@ type Event struct {
 type Recorder struct {
 	store Store
 	log   *slog.Logger
+	batch *groupCommit
 }
 
 // New builds a recorder.
@@ -86,7 +88,7 @@ func New(store Store, log *slog.Logger) *Recorder {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Recorder{store: store, log: log}
+	return &Recorder{store: store, log: log, batch: &groupCommit{insert: store.InsertAudits}}
 }
 
 type actorKey struct{}
@@ -122,7 +124,15 @@ func (r *Recorder) Record(ctx context.Context, e Event) {
 		row.Outcome = Success
 	}
 	// The caller's transaction may roll back; the event still happened.
-	if err := r.store.InsertAudit(context.WithoutCancel(ctx), row); err != nil {
+	var err error
+	if storage.InTransaction(ctx) {
+		// Inside a transaction the event commits or rolls back with the
+		// change it records (and another connection would wait on it).
+		err = r.store.InsertAudit(context.WithoutCancel(ctx), row)
+	} else {
+		err = r.batch.write(row)
+	}
+	if err != nil {
 		r.log.Error("audit: record event", "event", e.Name, "err", err)
 	}
 }

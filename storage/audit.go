@@ -72,3 +72,19 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, err
 	}
 	return out, nil
 }
+
+// InsertAudits writes several events in one statement (the audit recorder's
+// group commit).
+func (s *Store) InsertAudits(ctx context.Context, events []*AuditEvent) error {
+	now := s.now()
+	for _, e := range events {
+		if e.Time.IsZero() {
+			e.Time = now
+		}
+		e.Time = e.Time.UTC()
+		if e.Details == nil {
+			e.Details = map[string]any{}
+		}
+	}
+	return translate(s.conn(ctx).Create(events).Error)
+}

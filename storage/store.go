@@ -277,3 +277,10 @@ func IsConflict(err error) bool { return errors.Is(err, fosite.ErrSerializationF
 
 // IsNotFound reports a missing row.
 func IsNotFound(err error) bool { return errors.Is(err, fosite.ErrNotFound) }
+
+// InTransaction reports whether ctx carries a transaction of this store, so
+// a caller can keep work that must commit or roll back with it inside it.
+func InTransaction(ctx context.Context) bool {
+	_, ok := ctx.Value(txKey{}).(*gorm.DB)
+	return ok
+}
