@@ -344,19 +344,6 @@ func decodeLeaf(dst reflect.Value, raw any, secret bool) string {
 			return "must be an integer, got " + yamlKind(raw)
 		}
 		dst.SetInt(n)
-	case dst.Kind() == reflect.Bool:
-		switch v := raw.(type) {
-		case bool:
-			dst.SetBool(v)
-		case string:
-			b, err := strconv.ParseBool(strings.TrimSpace(v))
-			if err != nil {
-				return fmt.Sprintf("%q is not a boolean; use true or false", v)
-			}
-			dst.SetBool(b)
-		default:
-			return "must be true or false, got " + yamlKind(raw)
-		}
 	default:
 		// Only reachable if Config gains a field kind this switch lacks.
 		return fmt.Sprintf("unsupported field type %s", dst.Type())

@@ -336,6 +336,15 @@ func TestClientCredentialsGrant(t *testing.T) {
 	if got := introspect(t, env, tok.AccessToken, m.ID, m.Secret); got["active"] != true {
 		t.Errorf("introspection %v", got)
 	}
+	// No user behind client_credentials: user scopes are refused even for a
+	// client registered with them.
+	wide := env.CreateClient(clients.Metadata{ClientName: "wide", GrantTypes: []string{"client_credentials"}, Scope: "api:read openid offline_access"})
+	for _, sc := range []string{"openid", "offline_access"} {
+		resp, body := postForm(t, env.URL+"/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "scope": {sc}}, wide.ID, wide.Secret)
+		if resp.StatusCode != http.StatusBadRequest || body["error"] != "invalid_scope" {
+			t.Errorf("client_credentials with %s: %d %v, want 400 invalid_scope", sc, resp.StatusCode, body)
+		}
+	}
 	cc.ClientSecret = "wrong"
 	if _, err := cc.Token(context.Background()); err == nil {
 		t.Error("wrong secret accepted")

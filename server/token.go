@@ -135,8 +135,8 @@ func (s *Server) tokenError(c echo.Context, ar fosite.AccessRequester, err error
 func (s *Server) revoke(c echo.Context) error {
 	ctx := c.Request().Context()
 	err := s.oauth.NewRevocationRequest(ctx, c.Request())
-	if err != nil && fosite.ErrorToRFC6749Error(err).ErrorField == fosite.ErrInvalidClient.ErrorField {
-		c.Response().Header().Set("WWW-Authenticate", `Basic realm="latch", charset="UTF-8"`)
+	if err != nil {
+		s.errorHeaders(c, fosite.ErrorToRFC6749Error(err))
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	s.auditRevoke(ctx, c.Request(), err)
@@ -217,9 +217,7 @@ func (s *Server) introspect(c echo.Context) error {
 
 func (s *Server) introspectError(c echo.Context, err error) error {
 	rfc := fosite.ErrorToRFC6749Error(err)
-	if rfc.ErrorField == fosite.ErrInvalidClient.ErrorField {
-		c.Response().Header().Set("WWW-Authenticate", `Basic realm="latch", charset="UTF-8"`)
-	}
+	s.errorHeaders(c, rfc)
 	return c.JSON(rfc.CodeField, map[string]string{"error": rfc.ErrorField, "error_description": rfc.GetDescription()})
 }
 
