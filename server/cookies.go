@@ -1,6 +1,8 @@
 package server
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"net/http"
 	"time"
 
@@ -40,14 +42,22 @@ func (s *Server) cookie(c echo.Context, base string) string {
 	return ck.Value
 }
 
-// browserBinding returns the hash of this browser's binding cookie, setting
-// a fresh cookie when it has none. One cookie serves concurrent flows in the
-// same browser.
-func (s *Server) browserBinding(c echo.Context) string {
-	v := s.cookie(c, browserCookie)
-	if len(v) < 40 {
-		v = secret.New()
-		s.setCookie(c, browserCookie, v, 400*24*time.Hour)
-	}
+// bindingCookie names the binding cookie of one auth session. One cookie
+// per session, so starting a flow never replaces the binding of another
+// in progress in the same browser (a cross-site POST to the authorization
+// endpoint arrives without Lax cookies and would otherwise overwrite the
+// live one). The name is derived from the session id, which resume knows.
+func bindingCookie(sessionID string) string {
+	h := sha256.Sum256([]byte("latch-binding\x00" + sessionID))
+	return browserCookie + "_" + base64.RawURLEncoding.EncodeToString(h[:9])
+}
+
+// bindBrowser gives this browser a fresh binding cookie for the session and
+// returns its stored hash. The cookie lives as long as the session (a spent
+// one stays until then, so a second visit is told "already used"), so
+// cookies never pile up in a browser.
+func (s *Server) bindBrowser(c echo.Context, sessionID string) string {
+	v := secret.New()
+	s.setCookie(c, bindingCookie(sessionID), v, s.opt.AuthSessionLifetime)
 	return s.hasher.Sum("browser", v)
 }
