@@ -300,8 +300,13 @@ func (s *Server) completeResume(c echo.Context, ctx context.Context, id, browser
 	ar, err := s.oauth.NewAuthorizeRequest(ctx, r)
 	if err == nil && ar.GetClient().GetID() != a.ClientID {
 		// The consent screen named a.ClientID; a code for anyone else
-		// would be a code the user never agreed to.
-		err = fosite.ErrInvalidRequest.WithHint("The request no longer names the client that was approved.")
+		// would be a code the user never agreed to, and its redirect URI
+		// is not one to send anything to.
+		return func() error {
+			c.Response().Header().Set("Cache-Control", "no-store")
+			return c.JSON(http.StatusBadRequest, map[string]string{"error": "invalid_request",
+				"error_description": "The request no longer names the client that was approved."})
+		}, errRefused
 	}
 	if errors.Is(err, storage.ErrUnavailable) {
 		return nil, err
