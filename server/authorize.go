@@ -435,11 +435,14 @@ func (s *Server) writeAuthorizeResponse(c echo.Context, ar fosite.AuthorizeReque
 // page either way: redirecting server_error would end a sign-in that a
 // retry could finish.
 func (s *Server) authorizeError(c echo.Context, ar fosite.AuthorizeRequester, err error) error {
-	if errors.Is(err, storage.ErrUnavailable) {
+	rfc := fosite.ErrorToRFC6749Error(err)
+	// fosite reports any failed client lookup as invalid_client; only a
+	// client that is not there is the request's fault.
+	lookupFailed := rfc.ErrorField == fosite.ErrInvalidClient.ErrorField && rfc.Cause() != nil && !storage.IsNotFound(rfc.Cause())
+	if errors.Is(err, storage.ErrUnavailable) || lookupFailed {
 		s.log.Warn("authorization request: database unavailable", "err", err)
 		return s.unavailable(c)
 	}
-	rfc := fosite.ErrorToRFC6749Error(err)
 	if rfc.CodeField >= 500 {
 		s.log.Error("authorization request failed", "err", err, "cause", rfc.Cause(), "debug", rfc.Debug())
 	}

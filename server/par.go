@@ -36,6 +36,10 @@ func (s *Server) par(c echo.Context) error {
 	if err := rawChecks(r.Form, "client_secret", "client_assertion", "client_assertion_type"); err != nil {
 		return s.parError(c, nil, err)
 	}
+	if _, ok := r.Form["request_uri"]; ok {
+		// RFC 9126 §2.1; refused here so fosite never considers fetching it.
+		return s.parError(c, nil, fosite.ErrInvalidRequest.WithHint("A pushed authorization request cannot carry request_uri."))
+	}
 	ar, err := s.oauth.NewPushedAuthorizeRequest(ctx, r)
 	if err != nil {
 		return s.parError(c, ar, err)
