@@ -258,7 +258,7 @@ func (s *Server) resume(c echo.Context) error {
 	var answer func() error
 	err := s.store.InTx(ctx, func(ctx context.Context) error {
 		var err error
-		answer, err = s.completeResume(c, ctx, id, s.hasher.Sum("browser", bv), verifier)
+		answer, err = s.completeResume(ctx, c, id, s.hasher.Sum("browser", bv), verifier)
 		return err
 	})
 	if err != nil && !errors.Is(err, errRefused) {
@@ -275,7 +275,7 @@ var errRefused = errors.New("resume refused")
 
 // completeResume runs inside the resume transaction. It returns the answer
 // to write once the transaction ends; a non-nil error rolls back.
-func (s *Server) completeResume(c echo.Context, ctx context.Context, id, browserHash, verifier string) (func() error, error) {
+func (s *Server) completeResume(ctx context.Context, c echo.Context, id, browserHash, verifier string) (func() error, error) {
 	a, err := s.store.CompleteAuthSession(ctx, id, browserHash, verifier)
 	switch {
 	case err == nil:
