@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -349,5 +350,35 @@ func TestMalformedSessionIDs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBindingCookiesAreCapped: each sign-in in progress has its own binding
+// cookie, but a browser that starts flows in a loop keeps at most 16: the
+// oldest are dropped, the newest still complete.
+func TestBindingCookiesAreCapped(t *testing.T) {
+	env := latchtest.Start(t, latchtest.Options{})
+	r := newRP(t, env, env.WebClient("client_secret_basic"), oauth2.AuthStyleInHeader, "openid")
+	b := latchtest.NewBrowser(t)
+	var ids []string
+	for i := range 24 {
+		ids = append(ids, env.StartAuthorize(b, r.conf.AuthCodeURL(fmt.Sprintf("capped-state-%03d", i), oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))))
+	}
+	n := 0
+	for _, c := range b.HTTP.Jar.Cookies(mustURL(env.URL)) {
+		if strings.HasPrefix(c.Name, "latch_browser_") {
+			n++
+		}
+	}
+	if n != 16 {
+		t.Fatalf("%d binding cookies after 24 flows, want 16", n)
+	}
+	for _, id := range ids[len(ids)-16:] {
+		if loc := env.Resume(b, env.Approve(id, map[string]any{"user": "alice"})); loc.Query().Get("code") == "" {
+			t.Fatalf("recent flow: %s", loc)
+		}
+	}
+	if resp, _ := b.Get(env.Approve(ids[0], map[string]any{"user": "alice"})); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("oldest flow, its cookie dropped: %d", resp.StatusCode)
 	}
 }

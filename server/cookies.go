@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -54,10 +56,32 @@ func bindingCookie(sessionID string) string {
 
 // bindBrowser gives this browser a fresh binding cookie for the session and
 // returns its stored hash. The cookie lives as long as the session (a spent
-// one stays until then, so a second visit is told "already used"), so
-// cookies never pile up in a browser.
+// one stays until then, so a second visit is told "already used").
 func (s *Server) bindBrowser(c echo.Context, sessionID string) string {
+	s.capBindings(c)
 	v := secret.New()
 	s.setCookie(c, bindingCookie(sessionID), v, s.opt.AuthSessionLifetime)
 	return s.hasher.Sum("browser", v)
+}
+
+// maxBindings is how many sign-ins one browser may have in progress at
+// once; beyond it the oldest binding cookies are dropped, so a page that
+// starts flows in a loop cannot grow every request's Cookie header.
+const maxBindings = 16
+
+// capBindings expires the oldest binding cookies the browser sent beyond
+// maxBindings-1, making room for the one about to be set. Browsers send
+// cookies of one path oldest first (RFC 6265 §5.4).
+func (s *Server) capBindings(c echo.Context) {
+	prefix := s.cookieName(browserCookie) + "_"
+	var names []string
+	for _, ck := range c.Request().Cookies() {
+		if strings.HasPrefix(ck.Name, prefix) && !slices.Contains(names, ck.Name) {
+			names = append(names, ck.Name)
+		}
+	}
+	for _, name := range names[:max(0, len(names)-(maxBindings-1))] {
+		c.SetCookie(&http.Cookie{Name: name, Value: "", Path: "/", HttpOnly: true, Secure: s.secure,
+			SameSite: http.SameSiteLaxMode, MaxAge: -1})
+	}
 }
