@@ -14,6 +14,7 @@ import (
 
 	"github.com/latchhq/latch/apierror"
 	"github.com/latchhq/latch/scopes"
+	"github.com/latchhq/latch/secret"
 	"github.com/latchhq/latch/storage"
 )
 
@@ -51,11 +52,13 @@ func New(store Store, reg *scopes.Registry, issuer string, now func() time.Time,
 // ResumePath is where the browser comes back after the decision.
 const ResumePath = "/oauth2/authorize/resume"
 
-// ResumeURL is the absolute URL that returns a browser to Latch for id. It
-// never carries a code: only the browser holding the binding cookie can turn
-// it into one.
-func ResumeURL(issuer, id string) string {
-	return issuer + ResumePath + "?session=" + url.QueryEscape(id)
+// ResumeURL is the absolute URL that returns a browser to Latch for id with
+// the one-time verifier of the decision. It never carries a code: only the
+// browser holding the binding cookie, presenting the verifier, can turn it
+// into one. The session id alone, which the browser that started the flow
+// knows, is not enough (the Dex CVE-2022-39222 class of attack).
+func ResumeURL(issuer, id, verifier string) string {
+	return issuer + ResumePath + "?session=" + url.QueryEscape(id) + "&verifier=" + url.QueryEscape(verifier)
 }
 
 // ClientView is the part of a client the host app shows its user.
@@ -180,9 +183,10 @@ func (s *Service) Approve(ctx context.Context, id string, req ApproveRequest) (s
 			return "", apierror.BadRequest("auth_time is in the future")
 		}
 	}
+	verifier := secret.New()
 	decided, err := s.store.DecideAuthSession(ctx, id, storage.Decision{
 		Approve: true, Subject: req.User, GrantedScopes: granted, Claims: req.Claims,
-		Remember: req.Remember, AuthTime: authTime, ACR: req.ACR,
+		Remember: req.Remember, AuthTime: authTime, ACR: req.ACR, Verifier: verifier,
 	})
 	if err != nil {
 		return "", sessionError(err)
@@ -195,7 +199,7 @@ func (s *Service) Approve(ctx context.Context, id string, req ApproveRequest) (s
 	if s.events != nil {
 		s.events.SessionDecided(ctx, decided)
 	}
-	return ResumeURL(s.issuer, id), nil
+	return ResumeURL(s.issuer, id, verifier), nil
 }
 
 // Deny records the host app's refusal and returns the resume URL.
@@ -203,14 +207,15 @@ func (s *Service) Deny(ctx context.Context, id string, req DenyRequest) (string,
 	if len(req.ErrorDescription) > 500 {
 		return "", apierror.BadRequest("error_description must be at most 500 characters")
 	}
-	decided, err := s.store.DecideAuthSession(ctx, id, storage.Decision{Approve: false, ErrorDescription: req.ErrorDescription})
+	verifier := secret.New()
+	decided, err := s.store.DecideAuthSession(ctx, id, storage.Decision{Approve: false, ErrorDescription: req.ErrorDescription, Verifier: verifier})
 	if err != nil {
 		return "", sessionError(err)
 	}
 	if s.events != nil {
 		s.events.SessionDecided(ctx, decided)
 	}
-	return ResumeURL(s.issuer, id), nil
+	return ResumeURL(s.issuer, id, verifier), nil
 }
 
 func asAPIError(err error) (*apierror.Error, bool) {

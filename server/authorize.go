@@ -1,13 +1,16 @@
 package server
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"github.com/ory/fosite"
@@ -25,11 +28,18 @@ import (
 // session and sends the browser to the host app.
 func (s *Server) authorize(c echo.Context) error {
 	ctx := c.Request().Context()
-	ar, err := s.oauth.NewAuthorizeRequest(ctx, c.Request())
+	r, pushed, err := s.rawAuthorizeRequest(c.Request())
+	if err != nil {
+		return s.authorizeError(c, nil, err)
+	}
+	if pushed {
+		ctx = storage.WithPARClient(ctx, c.Request().Form.Get("client_id"))
+	}
+	ar, err := s.oauth.NewAuthorizeRequest(ctx, r)
 	if err != nil {
 		return s.authorizeError(c, ar, err)
 	}
-	if err := s.checkAuthorizeRequest(ar, false); err != nil {
+	if err := s.checkAuthorizeRequest(ar, pushed, false); err != nil {
 		return s.authorizeError(c, ar, err)
 	}
 	form := ar.GetRequestForm()
@@ -50,9 +60,9 @@ func (s *Server) authorize(c echo.Context) error {
 		ClientID:        ar.GetClient().GetID(),
 		RequestForm:     resumableForm(form),
 		RequestedScopes: ar.GetRequestedScopes(),
-		BrowserHash:     s.browserBinding(c),
 		ExpiresAt:       now.Add(s.opt.AuthSessionLifetime),
 	}
+	a.BrowserHash = s.bindBrowser(c, a.ID)
 	if login != nil && !slices.Contains(prompts, "login") {
 		a.LoginSubject = login.Subject
 	}
@@ -61,6 +71,67 @@ func (s *Server) authorize(c echo.Context) error {
 	}
 	s.audit.Record(ctx, audit.Event{Name: audit.SessionCreated, User: a.LoginSubject, ClientID: a.ClientID, Details: map[string]any{"scopes": a.RequestedScopes}})
 	return c.Redirect(http.StatusSeeOther, s.approvalURL(a.ID))
+}
+
+// maxAuthorizeParams bounds the authorization parameters of one request
+// (SPEC §7): an anonymous caller must not make Latch parse, keep or store
+// more than a real request ever needs.
+const maxAuthorizeParams = 16 << 10
+
+// rawChecks refuses, from the raw parameters and before fosite parses
+// anything, what Latch never processes: oversized or malformed parameters
+// and request objects (fosite would decode a `request` JWT, even alg:none,
+// before our refusal, and let it override the front channel). skip names
+// parameters that are not authorization parameters (client credentials at
+// PAR). The errors carry no redirect: nothing about the client is known yet.
+func rawChecks(form url.Values, skip ...string) error {
+	total := 0
+	for k, vs := range form {
+		if slices.Contains(skip, k) {
+			continue
+		}
+		for _, v := range vs {
+			total += len(k) + len(v) + 2
+			if !utf8.ValidString(k) || !utf8.ValidString(v) || strings.ContainsRune(k+v, 0) {
+				return fosite.ErrInvalidRequest.WithHint("Request parameters must be UTF-8 text without NUL characters.")
+			}
+		}
+	}
+	if total > maxAuthorizeParams {
+		return fosite.ErrInvalidRequest.WithHint("The authorization request parameters exceed 16 KiB.")
+	}
+	if _, ok := form["request"]; ok {
+		return fosite.ErrRequestNotSupported.WithHint("Request objects are not supported; use pushed authorization requests.")
+	}
+	return nil
+}
+
+// rawAuthorizeRequest checks the raw authorization request and returns the
+// request fosite should parse, and whether it redeems a pushed request
+// (decided here, from what the browser sent, never from merged
+// parameters). A pushed request_uri carries everything: only client_id
+// and request_uri reach fosite, which would otherwise let front-channel
+// parameters (prompt, nonce, dpop_jkt, ...) sit beside the pushed ones.
+func (s *Server) rawAuthorizeRequest(r *http.Request) (*http.Request, bool, error) {
+	if err := r.ParseMultipartForm(1 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+		return nil, false, fosite.ErrInvalidRequest.WithHint("Unable to parse the request parameters.").WithWrap(err)
+	}
+	if err := rawChecks(r.Form); err != nil {
+		return nil, false, err
+	}
+	uris, ok := r.Form["request_uri"]
+	if !ok {
+		return r, false, nil
+	}
+	if len(uris) != 1 || !strings.HasPrefix(uris[0], parPrefix) || len(r.Form["client_id"]) != 1 {
+		return nil, false, fosite.ErrInvalidRequestURI.WithHint("Only request_uri values from the pushed authorization request endpoint, sent once with the client_id that pushed them, are supported.")
+	}
+	clean := r.Clone(r.Context())
+	clean.Method = http.MethodGet
+	clean.URL.RawQuery = url.Values{"client_id": r.Form["client_id"], "request_uri": uris}.Encode()
+	clean.Body, clean.Form, clean.PostForm, clean.MultipartForm, clean.ContentLength = http.NoBody, nil, nil, nil, 0
+	clean.Header.Del("Content-Type")
+	return clean, true, nil
 }
 
 func (s *Server) approvalURL(id string) string {
@@ -80,22 +151,14 @@ func (s *Server) approvalURL(id string) string {
 
 // checkAuthorizeRequest applies Latch's policy on top of fosite's checks,
 // before anyone is asked to decide: code flow only, PKCE S256 always, known
-// scopes only, no request objects, request_uri only from a pushed request
-// (which is required when configured, globally or for the client). At the
-// PAR endpoint itself (atPAR) the pushing requirement is what is satisfied.
-func (s *Server) checkAuthorizeRequest(ar fosite.AuthorizeRequester, atPAR bool) error {
+// scopes only, a pushed request (pushed, decided from the raw request) when
+// required, globally or for the client. Request objects and foreign
+// request_uri values never get this far (rawChecks). At the PAR endpoint
+// itself (atPAR) the pushing requirement is what is satisfied.
+func (s *Server) checkAuthorizeRequest(ar fosite.AuthorizeRequester, pushed, atPAR bool) error {
 	form := ar.GetRequestForm()
 	if !ar.GetResponseTypes().ExactOne("code") {
 		return fosite.ErrUnsupportedResponseType.WithHint("Only response_type=code is supported.")
-	}
-	if form.Get("request") != "" {
-		return fosite.ErrRequestNotSupported.WithHint("Request objects are not supported.")
-	}
-	// fosite has already redeemed a pushed request_uri and merged its
-	// parameters into the form; any other request_uri is refused.
-	pushed := strings.HasPrefix(form.Get("request_uri"), parPrefix)
-	if form.Get("request_uri") != "" && !pushed {
-		return fosite.ErrRequestURINotSupported.WithHint("Only request_uri values from the pushed authorization request endpoint are supported.")
 	}
 	if !atPAR && !pushed && (s.opt.PARRequired || requiresPAR(ar.GetClient())) {
 		return fosite.ErrInvalidRequest.WithHint("Pushed authorization requests are required: POST the request to " + parPath + " first and send its request_uri.")
@@ -177,25 +240,57 @@ func covers(have, want []string) bool {
 }
 
 // resume is where the host app sends the browser after its decision. Only
-// the browser holding the binding cookie completes the session, and only
-// once; then the original request is re-validated and answered.
+// the browser holding the session's binding cookie, presenting the
+// decision's one-time verifier, completes the session, and only once; then
+// the original request is re-validated and answered. Completion, login
+// session and code commit together: if any of them fails, nothing is
+// written and the same browser can follow the same link again.
 func (s *Server) resume(c echo.Context) error {
 	ctx := c.Request().Context()
-	bv := s.cookie(c, browserCookie)
+	id, verifier := c.QueryParam("session"), c.QueryParam("verifier")
+	bv := s.cookie(c, bindingCookie(id))
 	if bv == "" {
 		return browserPage(c, http.StatusBadRequest, "This sign-in link must be opened in the browser that started the sign-in.")
 	}
-	a, err := s.store.CompleteAuthSession(ctx, c.QueryParam("session"), s.hasher.Sum("browser", bv))
+	if verifier == "" {
+		return browserPage(c, http.StatusBadRequest, "This sign-in link is incomplete: follow the link the application gave you.")
+	}
+	var answer func() error
+	err := s.store.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		answer, err = s.completeResume(ctx, c, id, s.hasher.Sum("browser", bv), verifier)
+		return err
+	})
+	if err != nil && !errors.Is(err, errRefused) {
+		// The database failed (or the commit did): nothing was written,
+		// so the same link works again once it is back.
+		s.log.Error("completing a decided sign-in failed", "err", err)
+		return s.unavailable(c)
+	}
+	return answer()
+}
+
+// errRefused rolls a resume back after it chose an answer other than a code.
+var errRefused = errors.New("resume refused")
+
+// completeResume runs inside the resume transaction. It returns the answer
+// to write once the transaction ends; a non-nil error rolls back.
+func (s *Server) completeResume(ctx context.Context, c echo.Context, id, browserHash, verifier string) (func() error, error) {
+	a, err := s.store.CompleteAuthSession(ctx, id, browserHash, verifier)
 	switch {
 	case err == nil:
 	case storage.IsNotFound(err):
-		return browserPage(c, http.StatusNotFound, "Unknown sign-in session.")
+		return func() error { return browserPage(c, http.StatusNotFound, "Unknown sign-in session.") }, errRefused
 	case errors.Is(err, storage.ErrExpired):
-		return browserPage(c, http.StatusGone, "This sign-in session has expired. Please start again.")
+		return func() error {
+			return browserPage(c, http.StatusGone, "This sign-in session has expired. Please start again.")
+		}, errRefused
 	case errors.Is(err, storage.ErrStateConflict):
-		return browserPage(c, http.StatusConflict, "This sign-in session cannot be continued here: it is not decided yet, was already used, or belongs to another browser.")
+		return func() error {
+			return browserPage(c, http.StatusConflict, "This sign-in session cannot be continued here: it is not decided yet, was already used, or belongs to another browser.")
+		}, errRefused
 	default:
-		return err
+		return nil, err
 	}
 	r := c.Request().Clone(ctx)
 	r.Method = http.MethodGet
@@ -203,41 +298,81 @@ func (s *Server) resume(c echo.Context) error {
 	r.Body, r.Form, r.PostForm, r.ContentLength = http.NoBody, nil, nil, 0
 	r.Header.Del("Content-Type")
 	ar, err := s.oauth.NewAuthorizeRequest(ctx, r)
+	if err == nil && ar.GetClient().GetID() != a.ClientID {
+		// The consent screen named a.ClientID; a code for anyone else
+		// would be a code the user never agreed to, and its redirect URI
+		// is not one to send anything to.
+		return func() error {
+			c.Response().Header().Set("Cache-Control", "no-store")
+			return c.JSON(http.StatusBadRequest, map[string]string{"error": "invalid_request",
+				"error_description": "The request no longer names the client that was approved."})
+		}, errRefused
+	}
+	if errors.Is(err, storage.ErrUnavailable) {
+		return nil, err
+	}
 	if err != nil {
-		return s.authorizeError(c, ar, err)
+		return func() error { return s.authorizeError(c, ar, err) }, errRefused
 	}
 	if a.State == storage.AuthDenied {
-		desc := a.ErrorDescription
-		if desc == "" {
-			desc = "The resource owner or authorization server denied the request."
-		}
-		return s.authorizeError(c, ar, fosite.ErrAccessDenied.WithDescription(desc))
+		return func() error { return s.deniedResponse(c, ar, a.ErrorDescription) }, nil
 	}
 	authTime := s.now()
 	if a.AuthTime != nil {
 		authTime = *a.AuthTime
 	}
-	if err := s.startLogin(c, a, authTime); err != nil {
-		return s.authorizeError(c, ar, fosite.ErrServerError.WithWrap(err))
+	login, err := s.startLogin(ctx, a, authTime)
+	if err != nil {
+		return nil, err
 	}
-	return s.finishAuthorize(c, ar, grant{
+	resp, err := s.authorizeResponse(ctx, ar, grant{
 		subject: a.Subject, scopes: a.GrantedScopes, claims: a.Claims,
 		authTime: authTime, acr: a.ACR, requestedAt: a.CreatedAt,
 	})
+	if err != nil {
+		return nil, err
+	}
+	return func() error {
+		s.setCookie(c, loginCookie, login, s.opt.LoginSessionLifetime)
+		s.writeAuthorizeResponse(c, ar, resp, a.Subject, a.GrantedScopes)
+		return nil
+	}, nil
 }
 
-// startLogin gives the browser a login session for the approved user.
-func (s *Server) startLogin(c echo.Context, a *storage.AuthSession, authTime time.Time) error {
+// deniedResponse tells the client the user said no, with the host app's
+// description verbatim (fosite's error text would append its own hint).
+func (s *Server) deniedResponse(c echo.Context, ar fosite.AuthorizeRequester, desc string) error {
+	if desc == "" {
+		desc = "The resource owner or authorization server denied the request."
+	}
+	return s.redirectError(c, ar, "access_denied", desc)
+}
+
+// unavailable answers a browser when the database cannot be reached: a
+// page saying to try again, never a redirect the client would take as a
+// final answer.
+func (s *Server) unavailable(c echo.Context) error {
+	c.Response().Header().Set("Retry-After", "5")
+	if strings.Contains(c.Request().Header.Get("Accept"), "application/json") {
+		c.Response().Header().Set("Cache-Control", "no-store")
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable",
+			"error_description": "The authorization server is temporarily unavailable. Please try again."})
+	}
+	return browserPage(c, http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again in a moment.")
+}
+
+// startLogin stores a login session for the approved user and returns the
+// cookie value to give the browser once it is committed.
+func (s *Server) startLogin(ctx context.Context, a *storage.AuthSession, authTime time.Time) (string, error) {
 	v := secret.New()
-	err := s.store.CreateLoginSession(c.Request().Context(), &storage.LoginSession{
+	err := s.store.CreateLoginSession(ctx, &storage.LoginSession{
 		IDHash: s.hasher.Sum("login", v), Subject: a.Subject, AuthTime: authTime.UTC(), ACR: a.ACR,
 		Claims: a.Claims, ExpiresAt: s.now().Add(s.opt.LoginSessionLifetime),
 	})
 	if err != nil {
-		return err
+		return "", fmt.Errorf("create login session: %w", err)
 	}
-	s.setCookie(c, loginCookie, v, s.opt.LoginSessionLifetime)
-	return nil
+	return v, nil
 }
 
 type grant struct {
@@ -251,7 +386,17 @@ type grant struct {
 
 // finishAuthorize issues the code for a decided request.
 func (s *Server) finishAuthorize(c echo.Context, ar fosite.AuthorizeRequester, g grant) error {
-	ctx := c.Request().Context()
+	resp, err := s.authorizeResponse(c.Request().Context(), ar, g)
+	if err != nil {
+		return s.authorizeError(c, ar, err)
+	}
+	s.writeAuthorizeResponse(c, ar, resp, g.subject, g.scopes)
+	return nil
+}
+
+// authorizeResponse stores the code (and its PKCE and OpenID Connect
+// sessions) through ctx, so a caller's transaction covers it.
+func (s *Server) authorizeResponse(ctx context.Context, ar fosite.AuthorizeRequester, g grant) (fosite.AuthorizeResponder, error) {
 	for _, sc := range g.scopes {
 		ar.GrantScope(sc)
 	}
@@ -265,31 +410,59 @@ func (s *Server) finishAuthorize(c echo.Context, ar fosite.AuthorizeRequester, g
 	sess.JKT = ar.GetRequestForm().Get("dpop_jkt")
 	resp, err := s.oauth.NewAuthorizeResponse(ctx, ar, sess)
 	if err != nil {
-		return s.authorizeError(c, ar, err)
+		return nil, err
 	}
 	resp.AddParameter("iss", s.opt.Issuer)
-	s.audit.Record(ctx, audit.Event{Name: audit.CodeIssued, User: g.subject, ClientID: ar.GetClient().GetID(), Details: map[string]any{"scopes": g.scopes}})
+	// fosite always adds scope, empty when nothing was granted; an empty
+	// parameter says nothing and some clients read it as "no scope field".
+	if resp.GetParameters().Get("scope") == "" {
+		resp.GetParameters().Del("scope")
+	}
+	return resp, nil
+}
+
+func (s *Server) writeAuthorizeResponse(c echo.Context, ar fosite.AuthorizeRequester, resp fosite.AuthorizeResponder, subject string, granted []string) {
+	ctx := c.Request().Context()
+	s.audit.Record(ctx, audit.Event{Name: audit.CodeIssued, User: subject, ClientID: ar.GetClient().GetID(), Details: map[string]any{"scopes": granted}})
 	s.oauth.WriteAuthorizeResponse(ctx, c.Response(), ar, resp)
-	return nil
 }
 
 // authorizeError answers a failed authorization request. Until the redirect
-// URI is known to be the client's, the error is shown to the browser and
-// never redirected; after, it is redirected with error, state and iss
-// (RFC 9207), which fosite's own writer leaves out.
+// URI is known to be the client's, the error is shown to the browser (400,
+// never 401: there is no client to authenticate here) and never
+// redirected; after, it is redirected with error, state and iss (RFC
+// 9207), which fosite's own writer leaves out. A database outage is a 503
+// page either way: redirecting server_error would end a sign-in that a
+// retry could finish.
 func (s *Server) authorizeError(c echo.Context, ar fosite.AuthorizeRequester, err error) error {
 	rfc := fosite.ErrorToRFC6749Error(err)
+	// fosite reports any failed client lookup as invalid_client; only a
+	// client that is not there is the request's fault.
+	lookupFailed := rfc.ErrorField == fosite.ErrInvalidClient.ErrorField && rfc.Cause() != nil && !storage.IsNotFound(rfc.Cause())
+	if errors.Is(err, storage.ErrUnavailable) || lookupFailed {
+		s.log.Warn("authorization request: database unavailable", "err", err)
+		return s.unavailable(c)
+	}
 	if rfc.CodeField >= 500 {
 		s.log.Error("authorization request failed", "err", err, "cause", rfc.Cause(), "debug", rfc.Debug())
 	}
 	if ar == nil || !ar.IsRedirectURIValid() || ar.GetRedirectURI() == nil {
+		status := rfc.CodeField
+		if status == http.StatusUnauthorized {
+			status = http.StatusBadRequest
+		}
 		c.Response().Header().Set("Cache-Control", "no-store")
-		return c.JSON(rfc.CodeField, map[string]string{"error": rfc.ErrorField, "error_description": rfc.GetDescription()})
+		return c.JSON(status, map[string]string{"error": rfc.ErrorField, "error_description": rfc.GetDescription()})
 	}
+	return s.redirectError(c, ar, rfc.ErrorField, rfc.GetDescription())
+}
+
+// redirectError sends an error to the client's (validated) redirect URI.
+func (s *Server) redirectError(c echo.Context, ar fosite.AuthorizeRequester, code, desc string) error {
 	u := *ar.GetRedirectURI()
 	q := u.Query()
-	q.Set("error", rfc.ErrorField)
-	q.Set("error_description", rfc.GetDescription())
+	q.Set("error", code)
+	q.Set("error_description", desc)
 	if st := ar.GetRequestForm().Get("state"); st != "" {
 		q.Set("state", st)
 	}

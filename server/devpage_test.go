@@ -69,3 +69,35 @@ func TestDevConsentPageIsOffWithApprovalURL(t *testing.T) {
 		t.Errorf("dev page with approval_url set: %d, want 404", resp.StatusCode)
 	}
 }
+
+// The built-in page gets the same protection as the API: its decision
+// redirect carries the verifier, and the browser that started the flow
+// cannot finish a decision someone else made on the page with the session
+// id alone.
+func TestDevConsentPageAttackerStartedFlow(t *testing.T) {
+	env := latchtest.Start(t, latchtest.Options{DevPage: true})
+	r := newRP(t, env, env.WebClient("client_secret_basic"), oauth2.AuthStyleInHeader, "openid")
+	attacker, victim := latchtest.NewBrowser(t), latchtest.NewBrowser(t)
+	id := env.StartAuthorize(attacker, r.conf.AuthCodeURL("dev-attack-12345", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+
+	resp, err := victim.HTTP.PostForm(env.URL+"/dev/consent", url.Values{"token": {id}, "decision": {"approve"}, "user": {"victim"}, "scope": {"openid"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	next := latchtest.Location(t, resp)
+	if resp.StatusCode != http.StatusSeeOther || len(next.Query().Get("verifier")) < 22 {
+		t.Fatalf("dev decision: %d %s", resp.StatusCode, next)
+	}
+	if resp, _ := victim.Get(next.String()); resp.StatusCode != http.StatusBadRequest || codeIn(resp) {
+		t.Fatalf("victim follows the decision: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	for _, u := range []string{
+		env.URL + "/oauth2/authorize/resume?session=" + url.QueryEscape(id),
+		env.URL + "/oauth2/authorize/resume?session=" + url.QueryEscape(id) + "&verifier=" + url.QueryEscape(id),
+	} {
+		if resp, _ := attacker.Get(u); resp.StatusCode < 400 || codeIn(resp) {
+			t.Fatalf("attacker's resume %s: %d %s", u, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+}

@@ -136,7 +136,7 @@ func TestRefusals(t *testing.T) {
 			run: get(f.authURL(f.web, func(q url.Values) { q.Set("redirect_uri", "https://client.example/cb/../evil") }))},
 		{name: "altered redirect URI (query)", wantStatus: 400, wantCode: "invalid_request",
 			run: get(f.authURL(f.web, func(q url.Values) { q.Set("redirect_uri", "https://client.example/cb?next=evil") }))},
-		{name: "unknown client", wantStatus: 401, wantCode: "invalid_client",
+		{name: "unknown client", wantStatus: 400, wantCode: "invalid_client",
 			run: get(f.authURL(latchtest.Client{ID: "nope", RedirectURIs: []string{"https://client.example/cb"}}, nil))},
 		{name: "loopback redirect on any port is allowed", wantStatus: 303, wantCode: "",
 			run: get(f.authURL(f.native, func(q url.Values) { q.Set("redirect_uri", "http://127.0.0.1:61234/callback") })),
@@ -245,7 +245,9 @@ func TestRefusals(t *testing.T) {
 				id := env.StartAuthorize(latchtest.NewBrowser(t), f.authURL(f.web, nil))
 				return apiOutcome(t, env, latchtest.APIKey, "POST", "/api/auth_session/"+id+"/approve", `{"user":"u","scopes":["email"]}`)
 			}},
-		{name: "session resumed from another cookie jar", wantStatus: 409,
+		// Binding cookies are per session: the thief's own flow gives it none
+		// for this one, so it is told to use the browser that started it.
+		{name: "session resumed from another cookie jar", wantStatus: 400,
 			run: func(t *testing.T) outcome {
 				id := env.StartAuthorize(latchtest.NewBrowser(t), f.authURL(f.web, nil))
 				redirect := env.Approve(id, map[string]any{"user": "u"})
@@ -264,7 +266,7 @@ func TestRefusals(t *testing.T) {
 			run: func(t *testing.T) outcome {
 				b := latchtest.NewBrowser(t)
 				id := env.StartAuthorize(b, f.authURL(f.web, nil))
-				resp, body := b.Get(env.URL + "/oauth2/authorize/resume?session=" + url.QueryEscape(id))
+				resp, body := b.Get(env.URL + "/oauth2/authorize/resume?session=" + url.QueryEscape(id) + "&verifier=guess")
 				return readOutcome(t, resp, body)
 			}},
 		{name: "session resumed twice", wantStatus: 409,

@@ -3,6 +3,8 @@ package server
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
+	"net/http"
 	"net/url"
 
 	"github.com/labstack/echo/v4"
@@ -25,11 +27,24 @@ const (
 func (s *Server) par(c echo.Context) error {
 	ctx := c.Request().Context()
 	c.Response().Header().Set("Cache-Control", "no-store")
-	ar, err := s.oauth.NewPushedAuthorizeRequest(ctx, c.Request())
+	r := c.Request()
+	if err := r.ParseMultipartForm(1 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+		return s.parError(c, nil, fosite.ErrInvalidRequest.WithHint("Unable to parse the request body.").WithWrap(err))
+	}
+	// Client credentials authenticate the push; they are not authorization
+	// parameters and do not count towards their limit.
+	if err := rawChecks(r.Form, "client_secret", "client_assertion", "client_assertion_type"); err != nil {
+		return s.parError(c, nil, err)
+	}
+	if _, ok := r.Form["request_uri"]; ok {
+		// RFC 9126 §2.1; refused here so fosite never considers fetching it.
+		return s.parError(c, nil, fosite.ErrInvalidRequest.WithHint("A pushed authorization request cannot carry request_uri."))
+	}
+	ar, err := s.oauth.NewPushedAuthorizeRequest(ctx, r)
 	if err != nil {
 		return s.parError(c, ar, err)
 	}
-	if err := s.checkAuthorizeRequest(ar, true); err != nil {
+	if err := s.checkAuthorizeRequest(ar, false, true); err != nil {
 		return s.parError(c, ar, err)
 	}
 	proof, err := s.checkProof(c, parPath, "")
@@ -66,17 +81,12 @@ func requiresPAR(c fosite.Client) bool {
 	return ok && sc.RequirePushedAuthRequests
 }
 
-// resumableForm is the form kept while the user decides: a pushed request's
-// parameters are already merged in, so its request_uri (spent now) is left
-// out and the request is rebuilt from the parameters at resume.
+// resumableForm is the form kept while the user decides: only the
+// authorization parameters Latch reads. A pushed request's parameters are
+// already merged in, and its request_uri (spent now) is not among them, so
+// the request is rebuilt from the parameters at resume.
 func resumableForm(form url.Values) string {
-	f := url.Values{}
-	for k, v := range form {
-		if k != "request_uri" {
-			f[k] = v
-		}
-	}
-	return f.Encode()
+	return storage.AuthorizationParams(form).Encode()
 }
 
 // validJKT accepts an unpadded base64url SHA-256 digest (43 characters).

@@ -142,3 +142,27 @@ func TestPARWithDPoPBindsCode(t *testing.T) {
 		t.Fatalf("exchange: %d %v", resp.StatusCode, body)
 	}
 }
+
+// TestResumeKeepsTheApprovedClient: the host app's consent screen names the
+// auth session's client; if the stored request ever names another (the
+// way a request object or a merged pushed request could make it), resume
+// refuses rather than issue that other client a code the user never
+// agreed to.
+func TestResumeKeepsTheApprovedClient(t *testing.T) {
+	env := latchtest.Start(t, latchtest.Options{})
+	shown, other := env.WebClient("client_secret_basic"), env.WebClient("client_secret_basic")
+	b := latchtest.NewBrowser(t)
+	id := env.StartAuthorize(b, env.URL+"/oauth2/authorize?"+authParams(shown.ID, shown.RedirectURIs[0], oauth2.GenerateVerifier()).Encode())
+	if status, view := env.API("GET", "/api/auth_session/"+id, nil); status != 200 || view["client"].(map[string]any)["client_id"] != shown.ID {
+		t.Fatalf("consent view: %d %v", status, view)
+	}
+	err := env.App.Store.DB().Exec(`UPDATE auth_sessions SET request_form = REPLACE(request_form, ?, ?) WHERE id = ?`,
+		"client_id="+shown.ID, "client_id="+other.ID, id).Error
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := b.Get(env.Approve(id, map[string]any{"user": "alice"}))
+	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" || !strings.Contains(string(body), "invalid_request") {
+		t.Fatalf("resume for another client: %d %s %s", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+}

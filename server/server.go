@@ -34,7 +34,8 @@ type Store interface {
 	Ping(ctx context.Context) error
 	Client(ctx context.Context, id string) (*storage.Client, error)
 	CreateAuthSession(ctx context.Context, a *storage.AuthSession) error
-	CompleteAuthSession(ctx context.Context, id, browserHash string) (*storage.AuthSession, error)
+	CompleteAuthSession(ctx context.Context, id, browserHash, verifier string) (*storage.AuthSession, error)
+	InTx(ctx context.Context, fn func(ctx context.Context) error) error
 	CreateLoginSession(ctx context.Context, l *storage.LoginSession) error
 	LoginSession(ctx context.Context, idHash string) (*storage.LoginSession, error)
 	Authorization(ctx context.Context, subject, clientID string) (*storage.Authorization, error)

@@ -25,22 +25,48 @@ type parRow struct {
 
 func (parRow) TableName() string { return "par_requests" }
 
-// parSecretKeys are client credentials sent with the push; they
-// authenticated the push and must never be stored.
-var parSecretKeys = append([]string{"client_assertion_type"}, secretFormKeys...)
+// authorizationParams are the authorization request parameters Latch (or
+// fosite, on its behalf) reads. Only these are kept while a request waits
+// (pushed, or for the host app's decision): anything else a caller sends
+// is dropped, so an anonymous request cannot make Latch store what it
+// never uses, and client credentials sent with a push are never stored.
+var authorizationParams = []string{
+	"response_type", "response_mode", "client_id", "redirect_uri", "scope", "state", "nonce",
+	"code_challenge", "code_challenge_method", "prompt", "max_age", "login_hint", "acr_values",
+	"id_token_hint", "dpop_jkt", "audience", "resource",
+}
+
+// AuthorizationParams returns the allow-listed parameters of form, the only
+// ones ever stored for a waiting request.
+func AuthorizationParams(form url.Values) url.Values {
+	out := url.Values{}
+	for _, k := range authorizationParams {
+		if v, ok := form[k]; ok {
+			out[k] = append([]string(nil), v...)
+		}
+	}
+	return out
+}
+
+type parClientKey struct{}
+
+// WithPARClient names the client redeeming a pushed request. GetPARSession
+// spends a request only for the client that pushed it, so a request_uri
+// sent with someone else's client_id is refused and stays redeemable by
+// its owner (fosite compares the client only after spending it).
+func WithPARClient(ctx context.Context, clientID string) context.Context {
+	return context.WithValue(ctx, parClientKey{}, clientID)
+}
+
+// ErrWrongClient reports a pushed request redeemed by another client.
+var ErrWrongClient = errors.New("storage: pushed request belongs to another client")
 
 // CreatePARSession stores a pushed request. The redirect URI fosite
 // resolved is kept apart from the form, so a request that relied on the
 // client's single registered URI still has one when redeemed, without
 // making redirect_uri mandatory at the token endpoint.
 func (s *Store) CreatePARSession(ctx context.Context, requestURI string, req fosite.AuthorizeRequester) error {
-	form := url.Values{}
-	for k, v := range req.GetRequestForm() {
-		form[k] = v
-	}
-	for _, k := range parSecretKeys {
-		form.Del(k)
-	}
+	form := AuthorizationParams(req.GetRequestForm())
 	exp := time.Time{}
 	if req.GetSession() != nil {
 		exp = req.GetSession().GetExpiresAt(fosite.PushedAuthorizeRequestContext)
@@ -58,15 +84,25 @@ func (s *Store) CreatePARSession(ctx context.Context, requestURI string, req fos
 	return translate(s.conn(ctx).Create(&row).Error)
 }
 
-// GetPARSession redeems a pushed request: fosite stores an expiry but never
-// checks it, so this does; the conditional update spends the request,
-// so of two concurrent redemptions exactly one gets the request, and an
-// expired one is refused.
+// GetPARSession redeems a pushed request for the client named by
+// WithPARClient: fosite stores an expiry but never checks it, so this does;
+// the conditional update spends the request, so of two concurrent
+// redemptions exactly one gets the request, and an expired one, or one
+// presented by another client, is refused without being spent.
 func (s *Store) GetPARSession(ctx context.Context, requestURI string) (fosite.AuthorizeRequester, error) {
+	clientID, ok := ctx.Value(parClientKey{}).(string)
+	if !ok {
+		return nil, errors.New("storage: pushed request redeemed without naming the client")
+	}
 	key := hashKey("par", requestURI)
 	var row parRow
 	if err := s.conn(ctx).Where("request_uri_hash = ?", key).Take(&row).Error; err != nil {
 		return nil, translate(err)
+	}
+	// client_id never changes on a row, so checking it before the spend
+	// leaves no window.
+	if row.ClientID != clientID {
+		return nil, ErrWrongClient
 	}
 	if !row.ExpiresAt.After(s.now()) {
 		return nil, fmt.Errorf("pushed request: %w", ErrExpired)

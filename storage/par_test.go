@@ -26,7 +26,8 @@ func TestPARExpiryAndSingleUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	ctx := context.Background()
+	// Redemptions name the client, as the authorization endpoint does.
+	ctx := storage.WithPARClient(context.Background(), "c1")
 	if _, err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}

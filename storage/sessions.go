@@ -46,6 +46,9 @@ type AuthSession struct {
 	CreatedAt        time.Time      `gorm:"column:created_at"`
 	ExpiresAt        time.Time      `gorm:"column:expires_at"`
 	DecidedAt        *time.Time     `gorm:"column:decided_at"`
+	// VerifierHash is the SHA-256 of the one-time verifier the decision
+	// handed out; resume must present the verifier itself.
+	VerifierHash string `gorm:"column:verifier_hash"`
 }
 
 func (AuthSession) TableName() string { return "auth_sessions" }
@@ -66,8 +69,34 @@ func (s *Store) CreateAuthSession(ctx context.Context, a *AuthSession) error {
 	return translate(s.conn(ctx).Create(a).Error)
 }
 
+// wellFormedID reports whether id could be one Latch issued (base64url, a
+// sane length). Anything else is unknown without asking the database, which
+// on PostgreSQL fails on NUL bytes and invalid UTF-8 instead of finding
+// nothing.
+func wellFormedID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// errUnknownSession is what a malformed id gets: the same not-found as a
+// well-formed id nobody issued.
+func errUnknownSession(id string) error {
+	return fmt.Errorf("auth session %.40q: %w", id, fosite.ErrNotFound)
+}
+
 // AuthSession loads a session; ErrNotFound or ErrExpired (with the row).
 func (s *Store) AuthSession(ctx context.Context, id string) (*AuthSession, error) {
+	if !wellFormedID(id) {
+		return nil, errUnknownSession(id)
+	}
 	var a AuthSession
 	if err := s.conn(ctx).Where("id = ?", id).Take(&a).Error; err != nil {
 		return nil, translate(err)
@@ -88,14 +117,30 @@ type Decision struct {
 	AuthTime         time.Time
 	ACR              string
 	ErrorDescription string
+	// Verifier is the one-time value the resume URL will carry; only its
+	// hash is stored.
+	Verifier string
 }
+
+// VerifierHash is the stored form of a resume verifier: a plain SHA-256 is
+// enough for a 256-bit random value nobody chose.
+func VerifierHash(verifier string) string { return hashKey("resume", verifier) }
 
 // DecideAuthSession moves a pending, unexpired session to approved or denied.
 // Exactly one of any number of concurrent callers succeeds; the others get
 // ErrStateConflict (or ErrExpired / ErrNotFound).
 func (s *Store) DecideAuthSession(ctx context.Context, id string, d Decision) (*AuthSession, error) {
+	if !wellFormedID(id) {
+		return nil, errUnknownSession(id)
+	}
+	if d.Verifier == "" {
+		return nil, errors.New("storage: a decision needs a resume verifier")
+	}
+	if d.Approve && d.Subject == "" {
+		return nil, errors.New("storage: an approval needs a subject")
+	}
 	now := s.now()
-	fields := map[string]any{"decided_at": now, "error_description": d.ErrorDescription}
+	fields := map[string]any{"decided_at": now, "error_description": d.ErrorDescription, "verifier_hash": VerifierHash(d.Verifier)}
 	if d.Approve {
 		fields["state"] = AuthApproved
 		fields["subject"] = d.Subject
@@ -126,43 +171,49 @@ func (s *Store) DecideAuthSession(ctx context.Context, id string, d Decision) (*
 }
 
 // CompleteAuthSession marks a decided session completed for the browser that
-// started it and returns it as decided. Only the first caller wins; a browser
-// without the binding, a pending or expired session never completes.
-func (s *Store) CompleteAuthSession(ctx context.Context, id, browserHash string) (*AuthSession, error) {
-	// The common case, an approved session, in one round trip. RETURNING
-	// shows the new state, so the approved one is put back for the caller.
+// started it, presenting the verifier the decision handed out, and returns
+// it as decided. Only the first caller wins; a browser without the binding,
+// a caller without the verifier, a pending or expired session never
+// completes. Inside a transaction the completion commits or rolls back with
+// the code it leads to, so a failed resume can be retried.
+func (s *Store) CompleteAuthSession(ctx context.Context, id, browserHash, verifier string) (*AuthSession, error) {
+	if !wellFormedID(id) {
+		return nil, errUnknownSession(id)
+	}
+	vh := VerifierHash(verifier)
+	// One conditional update checks state, browser, verifier and expiry
+	// together. RETURNING shows the new state; the decided one follows from
+	// the subject, which every approval has and no denial does.
 	var done AuthSession
 	res := s.conn(ctx).Model(&done).Clauses(clause.Returning{}).
-		Where("id = ? AND state = ? AND browser_hash = ? AND expires_at > ?", id, AuthApproved, browserHash, s.now()).
+		Where("id = ? AND state IN (?, ?) AND browser_hash = ? AND verifier_hash = ? AND expires_at > ?",
+			id, AuthApproved, AuthDenied, browserHash, vh, s.now()).
 		Update("state", AuthCompleted)
 	if res.Error != nil {
 		return nil, translate(res.Error)
 	}
 	if res.RowsAffected == 1 {
 		done.State = AuthApproved
+		if done.Subject == "" {
+			done.State = AuthDenied
+		}
 		return &done, nil
 	}
-	// Denied, or not completable: find out which, as before.
+	// Not completable: find out why, for a precise answer.
 	a, err := s.AuthSession(ctx, id)
 	if err != nil {
-		return a, err
+		return nil, err
 	}
-	if a.BrowserHash != browserHash {
+	switch {
+	case a.BrowserHash != browserHash:
 		return nil, fmt.Errorf("%w: session belongs to another browser", ErrStateConflict)
+	case a.State == AuthPending:
+		return nil, fmt.Errorf("%w: session is not decided yet", ErrStateConflict)
+	case a.State == AuthCompleted:
+		return nil, fmt.Errorf("%w: session already completed", ErrStateConflict)
+	default:
+		return nil, fmt.Errorf("%w: wrong resume verifier", ErrStateConflict)
 	}
-	if a.State != AuthApproved && a.State != AuthDenied {
-		return a, fmt.Errorf("%w: session is %s", ErrStateConflict, a.State)
-	}
-	res = s.conn(ctx).Model(&AuthSession{}).
-		Where("id = ? AND state = ? AND browser_hash = ?", id, a.State, browserHash).
-		Update("state", AuthCompleted)
-	if res.Error != nil {
-		return nil, translate(res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return a, fmt.Errorf("%w: session already completed", ErrStateConflict)
-	}
-	return a, nil
 }
 
 // LoginSession remembers who a browser is, so later requests skip login.

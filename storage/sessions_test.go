@@ -49,7 +49,7 @@ func testAuthSessionSteps(t *testing.T, dsn string) {
 		}
 	}
 	approve := Decision{Approve: true, Subject: "alice", GrantedScopes: []string{"openid"},
-		Claims: map[string]any{"email": "a@example.com"}, AuthTime: now, ACR: "1"}
+		Claims: map[string]any{"email": "a@example.com"}, AuthTime: now, ACR: "1", Verifier: "vf"}
 
 	// Approve, then complete: the caller sees the decided session.
 	newSession(p+"s1", time.Minute)
@@ -60,32 +60,32 @@ func testAuthSessionSteps(t *testing.T, dsn string) {
 	if _, err := s.DecideAuthSession(ctx, p+"s1", approve); !errors.Is(err, ErrStateConflict) {
 		t.Errorf("second decision: %v, want state conflict", err)
 	}
-	if _, err := s.CompleteAuthSession(ctx, p+"s1", "other"); !errors.Is(err, ErrStateConflict) {
+	if _, err := s.CompleteAuthSession(ctx, p+"s1", "other", "vf"); !errors.Is(err, ErrStateConflict) {
 		t.Errorf("other browser: %v, want state conflict", err)
 	}
-	a, err := s.CompleteAuthSession(ctx, p+"s1", "bh")
+	a, err := s.CompleteAuthSession(ctx, p+"s1", "bh", "vf")
 	if err != nil || a.State != AuthApproved || a.Subject != "alice" || len(a.GrantedScopes) != 1 || a.AuthTime == nil || a.ACR != "1" {
 		t.Fatalf("complete: %+v, %v", a, err)
 	}
-	if _, err := s.CompleteAuthSession(ctx, p+"s1", "bh"); !errors.Is(err, ErrStateConflict) {
+	if _, err := s.CompleteAuthSession(ctx, p+"s1", "bh", "vf"); !errors.Is(err, ErrStateConflict) {
 		t.Errorf("second completion: %v, want state conflict", err)
 	}
 
 	// Deny, then complete: the caller sees the denial.
 	newSession(p+"s2", time.Minute)
-	if _, err := s.DecideAuthSession(ctx, p+"s2", Decision{ErrorDescription: "no"}); err != nil {
+	if _, err := s.DecideAuthSession(ctx, p+"s2", Decision{ErrorDescription: "no", Verifier: "vf"}); err != nil {
 		t.Fatal(err)
 	}
-	if a, err := s.CompleteAuthSession(ctx, p+"s2", "bh"); err != nil || a.State != AuthDenied || a.ErrorDescription != "no" {
+	if a, err := s.CompleteAuthSession(ctx, p+"s2", "bh", "vf"); err != nil || a.State != AuthDenied || a.ErrorDescription != "no" {
 		t.Fatalf("complete denied: %+v, %v", a, err)
 	}
 
 	// Not decided yet; unknown; expired.
 	newSession(p+"s3", time.Minute)
-	if _, err := s.CompleteAuthSession(ctx, p+"s3", "bh"); !errors.Is(err, ErrStateConflict) {
+	if _, err := s.CompleteAuthSession(ctx, p+"s3", "bh", "vf"); !errors.Is(err, ErrStateConflict) {
 		t.Errorf("pending: %v, want state conflict", err)
 	}
-	if _, err := s.CompleteAuthSession(ctx, p+"nope", "bh"); !IsNotFound(err) {
+	if _, err := s.CompleteAuthSession(ctx, p+"nope", "bh", "vf"); !IsNotFound(err) {
 		t.Errorf("unknown: %v, want not found", err)
 	}
 	if _, err := s.DecideAuthSession(ctx, p+"nope", approve); !IsNotFound(err) {
@@ -96,7 +96,7 @@ func testAuthSessionSteps(t *testing.T, dsn string) {
 		t.Fatal(err)
 	}
 	now = now.Add(2 * time.Minute)
-	if _, err := s.CompleteAuthSession(ctx, p+"s4", "bh"); !errors.Is(err, ErrExpired) {
+	if _, err := s.CompleteAuthSession(ctx, p+"s4", "bh", "vf"); !errors.Is(err, ErrExpired) {
 		t.Errorf("complete expired: %v, want expired", err)
 	}
 	if _, err := s.DecideAuthSession(ctx, p+"s3", approve); !errors.Is(err, ErrExpired) {

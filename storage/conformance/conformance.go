@@ -126,6 +126,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("PKCE", func(t *testing.T) { testPKCE(t, setup(t, open)) })
 	t.Run("Transactions", func(t *testing.T) { testTx(t, setup(t, open)) })
 	t.Run("AuthSessions", func(t *testing.T) { testAuthSessions(t, setup(t, open)) })
+	t.Run("PushedRequests", func(t *testing.T) { testPAR(t, setup(t, open)) })
 	t.Run("LoginSessions", func(t *testing.T) { testLoginSessions(t, setup(t, open)) })
 	t.Run("Authorizations", func(t *testing.T) { testAuthorizations(t, setup(t, open)) })
 	t.Run("APIKeys", func(t *testing.T) { testAPIKeys(t, setup(t, open)) })

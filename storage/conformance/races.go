@@ -85,7 +85,7 @@ func testRaceRefresh(t *testing.T, f *fixture) {
 func testRaceDecide(t *testing.T, f *fixture) {
 	must(t, f.s.CreateAuthSession(f.ctx, &storage.AuthSession{ID: "as", ClientID: f.client.ID, BrowserHash: "b", ExpiresAt: f.clock.Now().Add(time.Minute)}))
 	wins := race(t, racers, func(i int) error {
-		_, err := f.s.DecideAuthSession(f.ctx, "as", storage.Decision{Approve: i%2 == 0, Subject: fmt.Sprintf("user-%d", i)})
+		_, err := f.s.DecideAuthSession(f.ctx, "as", storage.Decision{Approve: i%2 == 0, Subject: fmt.Sprintf("user-%d", i), Verifier: "v"})
 		return err
 	}, isAny(storage.ErrStateConflict, fosite.ErrSerializationFailure))
 	if wins != 1 {
@@ -95,10 +95,10 @@ func testRaceDecide(t *testing.T, f *fixture) {
 
 func testRaceComplete(t *testing.T, f *fixture) {
 	must(t, f.s.CreateAuthSession(f.ctx, &storage.AuthSession{ID: "as", ClientID: f.client.ID, BrowserHash: "b", ExpiresAt: f.clock.Now().Add(time.Minute)}))
-	_, err := f.s.DecideAuthSession(f.ctx, "as", storage.Decision{Approve: true, Subject: "u"})
+	_, err := f.s.DecideAuthSession(f.ctx, "as", storage.Decision{Approve: true, Subject: "u", Verifier: "v"})
 	must(t, err)
 	wins := race(t, racers, func(int) error {
-		_, err := f.s.CompleteAuthSession(f.ctx, "as", "b")
+		_, err := f.s.CompleteAuthSession(f.ctx, "as", "b", "v")
 		return err
 	}, isAny(storage.ErrStateConflict, fosite.ErrSerializationFailure))
 	if wins != 1 {

@@ -1,7 +1,10 @@
 package conformance
 
 import (
+	"context"
+	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,8 +102,18 @@ func testAuthSessions(t *testing.T, f *fixture) {
 	ctx := f.ctx
 	_, err := f.s.AuthSession(ctx, "nope")
 	wantErr(t, "unknown session", err, fosite.ErrNotFound)
-	_, err = f.s.DecideAuthSession(ctx, "nope", storage.Decision{Approve: true})
+	_, err = f.s.DecideAuthSession(ctx, "nope", storage.Decision{Approve: true, Subject: "u", Verifier: "v"})
 	wantErr(t, "decide unknown", err, fosite.ErrNotFound)
+	// Malformed ids (NUL, invalid UTF-8, too long) are unknown, never a
+	// database error: PostgreSQL refuses such text instead of finding nothing.
+	for _, bad := range []string{"\x00", "as\x00-1", "\xff\xfe", "", strings.Repeat("a", 200)} {
+		_, err = f.s.AuthSession(ctx, bad)
+		wantErr(t, "read malformed id", err, fosite.ErrNotFound)
+		_, err = f.s.DecideAuthSession(ctx, bad, storage.Decision{Approve: true, Subject: "u", Verifier: "v"})
+		wantErr(t, "decide malformed id", err, fosite.ErrNotFound)
+		_, err = f.s.CompleteAuthSession(ctx, bad, "browser-1", "v")
+		wantErr(t, "complete malformed id", err, fosite.ErrNotFound)
+	}
 
 	mk := func(id string) {
 		must(t, f.s.CreateAuthSession(ctx, &storage.AuthSession{
@@ -114,13 +127,14 @@ func testAuthSessions(t *testing.T, f *fixture) {
 	if a.State != storage.AuthPending || !slices.Equal(a.RequestedScopes, []string{"openid", "email"}) || a.Remember {
 		t.Fatalf("new session: %+v", a)
 	}
-	_, err = f.s.CompleteAuthSession(ctx, "as-1", "browser-1")
+	_, err = f.s.CompleteAuthSession(ctx, "as-1", "browser-1", "")
 	wantErr(t, "complete pending", err, storage.ErrStateConflict)
 
 	authTime := f.clock.Now().Add(-time.Minute)
 	a, err = f.s.DecideAuthSession(ctx, "as-1", storage.Decision{
 		Approve: true, Subject: "user-1", GrantedScopes: []string{"openid"}, Remember: true,
 		Claims: map[string]any{"email": "a@example.com", "email_verified": true}, AuthTime: authTime, ACR: "mfa",
+		Verifier: "verifier-1",
 	})
 	must(t, err)
 	if a.State != storage.AuthApproved || a.Subject != "user-1" || !a.Remember || a.ACR != "mfa" ||
@@ -128,31 +142,61 @@ func testAuthSessions(t *testing.T, f *fixture) {
 		a.AuthTime == nil || !a.AuthTime.Equal(authTime) || !slices.Equal(a.GrantedScopes, []string{"openid"}) {
 		t.Fatalf("approved session: %+v", a)
 	}
-	_, err = f.s.DecideAuthSession(ctx, "as-1", storage.Decision{Approve: false})
+	if a.VerifierHash == "" || strings.Contains(a.VerifierHash, "verifier-1") {
+		t.Fatalf("the verifier is stored only hashed, got %q", a.VerifierHash)
+	}
+	_, err = f.s.DecideAuthSession(ctx, "as-1", storage.Decision{Approve: false, Verifier: "v2"})
 	wantErr(t, "second decision", err, storage.ErrStateConflict)
 
-	_, err = f.s.CompleteAuthSession(ctx, "as-1", "browser-2")
+	// Completing needs the binding and the verifier: neither alone will do,
+	// and a failed attempt spends nothing.
+	_, err = f.s.CompleteAuthSession(ctx, "as-1", "browser-2", "verifier-1")
 	wantErr(t, "complete from another browser", err, storage.ErrStateConflict)
-	done, err := f.s.CompleteAuthSession(ctx, "as-1", "browser-1")
+	for _, v := range []string{"", "verifier-2", "verifier-1x"} {
+		_, err = f.s.CompleteAuthSession(ctx, "as-1", "browser-1", v)
+		wantErr(t, "complete with verifier "+v, err, storage.ErrStateConflict)
+	}
+	done, err := f.s.CompleteAuthSession(ctx, "as-1", "browser-1", "verifier-1")
 	must(t, err)
 	if done.State != storage.AuthApproved || done.Subject != "user-1" {
 		t.Fatalf("complete returns the decided session, got %+v", done)
 	}
-	_, err = f.s.CompleteAuthSession(ctx, "as-1", "browser-1")
+	_, err = f.s.CompleteAuthSession(ctx, "as-1", "browser-1", "verifier-1")
 	wantErr(t, "second completion", err, storage.ErrStateConflict)
 
 	mk("as-2")
-	d, err := f.s.DecideAuthSession(ctx, "as-2", storage.Decision{ErrorDescription: "nope"})
+	d, err := f.s.DecideAuthSession(ctx, "as-2", storage.Decision{ErrorDescription: "nope", Verifier: "verifier-2"})
 	must(t, err)
 	if d.State != storage.AuthDenied || d.ErrorDescription != "nope" {
 		t.Fatalf("denied session: %+v", d)
 	}
+	d, err = f.s.CompleteAuthSession(ctx, "as-2", "browser-1", "verifier-2")
+	must(t, err)
+	if d.State != storage.AuthDenied || d.ErrorDescription != "nope" {
+		t.Fatalf("completed denial: %+v", d)
+	}
+
+	// A completion inside a transaction that rolls back leaves the session
+	// decided, so the same browser can try again.
+	mk("as-4")
+	_, err = f.s.DecideAuthSession(ctx, "as-4", storage.Decision{Approve: true, Subject: "u", Verifier: "verifier-4"})
+	must(t, err)
+	errInjected := errors.New("injected")
+	err = f.s.InTx(ctx, func(ctx context.Context) error {
+		if _, err := f.s.CompleteAuthSession(ctx, "as-4", "browser-1", "verifier-4"); err != nil {
+			return err
+		}
+		return errInjected
+	})
+	wantErr(t, "rolled back completion", err, errInjected)
+	_, err = f.s.CompleteAuthSession(ctx, "as-4", "browser-1", "verifier-4")
+	must(t, err)
 
 	mk("as-3")
 	f.clock.Advance(11 * time.Minute)
 	_, err = f.s.AuthSession(ctx, "as-3")
 	wantErr(t, "expired session", err, storage.ErrExpired)
-	_, err = f.s.DecideAuthSession(ctx, "as-3", storage.Decision{Approve: true, Subject: "u"})
+	_, err = f.s.DecideAuthSession(ctx, "as-3", storage.Decision{Approve: true, Subject: "u", Verifier: "v"})
 	wantErr(t, "decide expired", err, storage.ErrExpired)
 	wantErr(t, "duplicate session id", f.s.CreateAuthSession(ctx, &storage.AuthSession{ID: "as-3", ClientID: f.client.ID, ExpiresAt: f.clock.Now()}), fosite.ErrSerializationFailure)
 }
