@@ -21,6 +21,7 @@ import (
 	"github.com/latchhq/latch/config"
 	"github.com/latchhq/latch/dpop"
 	"github.com/latchhq/latch/keys"
+	"github.com/latchhq/latch/logout"
 	"github.com/latchhq/latch/migrations"
 	"github.com/latchhq/latch/provider"
 	"github.com/latchhq/latch/scopes"
@@ -49,6 +50,10 @@ type App struct {
 	// audit is the one recorder, so every writer shares its group commit.
 	audit     *audit.Recorder
 	auditOnce sync.Once
+	// logout is the one sign-out service, so the background worker hears
+	// when a logout through this instance queued deliveries.
+	logout     *logout.Service
+	logoutOnce sync.Once
 }
 
 // Options control how Open treats the schema.
@@ -152,6 +157,7 @@ func (a *App) Server() *server.Server {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rec := a.Audit()
 	appr := approval.New(a.Store, a.Scopes, cfg.Issuer, a.Now, rec)
+	sessions := a.Logout()
 	srv := server.New(server.Options{
 		Issuer:               cfg.Issuer,
 		ApprovalURL:          cfg.Approval.URL,
@@ -167,7 +173,9 @@ func (a *App) Server() *server.Server {
 	}, server.Deps{
 		Store: a.Store, OAuth: a.Provider(), Keys: a.Keys, Hasher: a.Hasher, Scopes: a.Scopes,
 		Approval: appr, Logger: a.Log, Metrics: reg, Now: a.Now, Audit: rec, DPoP: a.DPoP,
+		Sessions: sessions,
 	})
+	sessions.Register(srv.API)
 	a.mountManagement(srv, rec)
 	return srv
 }

@@ -9,10 +9,12 @@ import (
 
 // RunBackground runs the periodic work every instance does until ctx ends:
 // reloading signing keys (so a rotation through any instance reaches this
-// one within keys.reload_interval) and, unless janitor.interval is 0,
+// one within keys.reload_interval), delivering back-channel logout tokens
+// and, unless janitor.interval is 0,
 // purging expired rows and audit events past audit.retention. It returns at once; the work runs in goroutines.
 func (a *App) RunBackground(ctx context.Context) {
 	go a.Keys.Run(ctx, a.Config.Keys.ReloadInterval)
+	go a.Logout().Run(ctx, a.Config.Logout.BackchannelPollInterval)
 	if a.Config.Janitor.Interval > 0 {
 		go a.runJanitor(ctx, a.Config.Janitor.Interval)
 	}

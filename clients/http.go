@@ -57,11 +57,14 @@ type View struct {
 	// is shown too: a reader must see that a client is not constrained.
 	DPoPBoundAccessTokens     bool `json:"dpop_bound_access_tokens"`
 	RequirePushedAuthRequests bool `json:"require_pushed_authorization_requests"`
+	// Likewise a reader sees that a client asked for no sid.
+	BackchannelLogoutSessionRequired bool `json:"backchannel_logout_session_required"`
 }
 
 // NewView wraps c; plain is its secret when just issued.
 func NewView(c *storage.Client, plain string) View {
-	v := View{Client: c, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens, RequirePushedAuthRequests: c.RequirePushedAuthRequests}
+	v := View{Client: c, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens, RequirePushedAuthRequests: c.RequirePushedAuthRequests,
+		BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired}
 	if c.JWKS != "" {
 		v.JWKS = json.RawMessage(c.JWKS)
 	}

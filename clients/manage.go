@@ -70,6 +70,8 @@ func MetadataOf(c *storage.Client) Metadata {
 		TOSURI: c.TOSURI, Contacts: c.Contacts, Owner: c.Owner, Audience: c.Audience,
 		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg, TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg,
 		DPoPBoundAccessTokens: c.DPoPBoundAccessTokens, RequirePushedAuthRequests: c.RequirePushedAuthRequests,
+		PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, BackchannelLogoutURI: c.BackchannelLogoutURI,
+		BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
 	}
 }
 

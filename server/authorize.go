@@ -227,6 +227,7 @@ func (s *Server) authorizeSilently(c echo.Context, ar fosite.AuthorizeRequester,
 	return s.finishAuthorize(c, ar, grant{
 		subject: login.Subject, scopes: ar.GetRequestedScopes(), claims: login.Claims,
 		authTime: login.AuthTime, acr: login.ACR, requestedAt: s.now(),
+		sid: login.SID, sessionExpires: login.ExpiresAt,
 	})
 }
 
@@ -328,12 +329,13 @@ func (s *Server) completeResume(ctx context.Context, c echo.Context, id, browser
 	resp, err := s.authorizeResponse(ctx, ar, grant{
 		subject: a.Subject, scopes: a.GrantedScopes, claims: a.Claims,
 		authTime: authTime, acr: a.ACR, requestedAt: a.CreatedAt,
+		sid: login.SID, sessionExpires: login.ExpiresAt,
 	})
 	if err != nil {
 		return nil, err
 	}
 	return func() error {
-		s.setCookie(c, loginCookie, login, s.opt.LoginSessionLifetime)
+		s.setCookie(c, loginCookie, login.cookie, s.opt.LoginSessionLifetime)
 		s.writeAuthorizeResponse(c, ar, resp, a.Subject, a.GrantedScopes)
 		return nil
 	}, nil
@@ -361,18 +363,24 @@ func (s *Server) unavailable(c echo.Context) error {
 	return browserPage(c, http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again in a moment.")
 }
 
-// startLogin stores a login session for the approved user and returns the
-// cookie value to give the browser once it is committed.
-func (s *Server) startLogin(ctx context.Context, a *storage.AuthSession, authTime time.Time) (string, error) {
+// newLogin is a login session just stored and the cookie value to give
+// the browser once it is committed.
+type newLogin struct {
+	*storage.LoginSession
+	cookie string
+}
+
+// startLogin stores a login session for the approved user.
+func (s *Server) startLogin(ctx context.Context, a *storage.AuthSession, authTime time.Time) (newLogin, error) {
 	v := secret.New()
-	err := s.store.CreateLoginSession(ctx, &storage.LoginSession{
-		IDHash: s.hasher.Sum("login", v), Subject: a.Subject, AuthTime: authTime.UTC(), ACR: a.ACR,
+	l := &storage.LoginSession{
+		IDHash: s.hasher.Sum("login", v), SID: secret.New(), Subject: a.Subject, AuthTime: authTime.UTC(), ACR: a.ACR,
 		Claims: a.Claims, ExpiresAt: s.now().Add(s.opt.LoginSessionLifetime),
-	})
-	if err != nil {
-		return "", fmt.Errorf("create login session: %w", err)
 	}
-	return v, nil
+	if err := s.store.CreateLoginSession(ctx, l); err != nil {
+		return newLogin{}, fmt.Errorf("create login session: %w", err)
+	}
+	return newLogin{LoginSession: l, cookie: v}, nil
 }
 
 type grant struct {
@@ -382,6 +390,10 @@ type grant struct {
 	authTime    time.Time
 	requestedAt time.Time
 	acr         string
+	// sid names the login session the grant is issued under (the ID
+	// token's sid); sessionExpires is when that session runs out.
+	sid            string
+	sessionExpires time.Time
 }
 
 // finishAuthorize issues the code for a decided request.
@@ -408,9 +420,26 @@ func (s *Server) authorizeResponse(ctx context.Context, ar fosite.AuthorizeReque
 		scopes.Claims(g.scopes, g.claims), g.claims)
 	// dpop_jkt binds the code: the token request must prove that key.
 	sess.JKT = ar.GetRequestForm().Get("dpop_jkt")
+	if g.sid != "" {
+		if sess.Claims.Extra == nil {
+			sess.Claims.Extra = map[string]any{}
+		}
+		sess.Claims.Extra["sid"] = g.sid
+	}
 	resp, err := s.oauth.NewAuthorizeResponse(ctx, ar, sess)
 	if err != nil {
 		return nil, err
+	}
+	if g.sid != "" {
+		// The session's end must reach this client and may revoke what
+		// this grant leads to; the note commits with the code.
+		err := s.store.RecordSessionGrant(ctx, &storage.SessionGrant{
+			SID: g.sid, RequestID: ar.GetID(), ClientID: ar.GetClient().GetID(), Subject: g.subject,
+			Offline: slices.Contains(g.scopes, "offline_access"), ExpiresAt: g.sessionExpires.UTC(),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("record the grant under its login session: %w", err)
+		}
 	}
 	resp.AddParameter("iss", s.opt.Issuer)
 	// fosite always adds scope, empty when nothing was granted; an empty

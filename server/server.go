@@ -38,6 +38,7 @@ type Store interface {
 	InTx(ctx context.Context, fn func(ctx context.Context) error) error
 	CreateLoginSession(ctx context.Context, l *storage.LoginSession) error
 	LoginSession(ctx context.Context, idHash string) (*storage.LoginSession, error)
+	RecordSessionGrant(ctx context.Context, g *storage.SessionGrant) error
 	Authorization(ctx context.Context, subject, clientID string) (*storage.Authorization, error)
 	APIKeyByHash(ctx context.Context, hash string) (*storage.APIKey, error)
 	RevokeGrant(ctx context.Context, requestID string) error
@@ -73,6 +74,8 @@ type Deps struct {
 	Audit    *audit.Recorder // nil records nothing
 	// DPoP verifies proofs; nil turns DPoP off.
 	DPoP *dpop.Verifier
+	// Sessions ends login sessions at /oauth2/logout.
+	Sessions Sessions
 }
 
 // Server is the HTTP server.
@@ -91,6 +94,8 @@ type Server struct {
 	echo    *echo.Echo
 	metrics *httpMetrics
 	audit   *audit.Recorder
+	// sessions ends login sessions (sign-out).
+	sessions Sessions
 	// API is the /api group (admin API key required), for other packages'
 	// routes.
 	API *echo.Group
@@ -109,7 +114,7 @@ func New(opt Options, d Deps) *Server {
 	}
 	s := &Server{
 		opt: opt, store: d.Store, oauth: d.OAuth, keys: d.Keys, hasher: d.Hasher, scopes: d.Scopes,
-		appr: d.Approval, log: d.Logger, now: d.Now, audit: d.Audit, dpop: d.DPoP,
+		appr: d.Approval, log: d.Logger, now: d.Now, audit: d.Audit, dpop: d.DPoP, sessions: d.Sessions,
 		secure:  strings.HasPrefix(opt.Issuer, "https://"),
 		metrics: newHTTPMetrics(d.Metrics),
 	}
@@ -135,6 +140,8 @@ func New(opt Options, d Deps) *Server {
 	e.POST("/oauth2/introspect", s.introspect)
 	e.GET("/userinfo", s.userinfo)
 	e.POST("/userinfo", s.userinfo)
+	e.GET(logoutPath, s.logout)
+	e.POST(logoutPath, s.logout)
 	e.GET("/health/alive", s.alive)
 	e.GET("/health/ready", s.ready)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Metrics, promhttp.HandlerOpts{})))

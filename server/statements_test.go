@@ -145,8 +145,9 @@ func testStatementBudgets(t *testing.T, dsn string) {
 		// the decided row; audit key used and session approved.
 		{"approve", 5, 0, "api key, read, decide+returning, 2 audit"},
 		// Conditional complete returning the session, login session insert,
-		// code + PKCE + OIDC rows (fosite stores them one by one); audit.
-		{"resume", 6, 1, "complete+returning, login, code, pkce, oidc, audit; one transaction so a failure leaves the session resumable"},
+		// code + PKCE + OIDC rows (fosite stores them one by one), the note
+		// that the client got a grant under the login session; audit.
+		{"resume", 7, 1, "complete+returning, login, code, pkce, oidc, session-grant note (who hears of the session's end), audit; one transaction so a failure leaves the session resumable"},
 		// Read the code (fosite's second read is served from memory) and
 		// the PKCE row; in one transaction: spend the code, insert access
 		// and refresh; after it, read the OIDC session (kept, like PKCE, for

@@ -50,6 +50,12 @@ type Client struct {
 	// (RFC 7591); empty derives it from the keys.
 	TokenEndpointAuthSigningAlg string `gorm:"column:token_endpoint_auth_signing_alg" json:"token_endpoint_auth_signing_alg,omitempty"`
 
+	// Sign-out metadata (OpenID Connect RP-Initiated and Back-Channel
+	// Logout 1.0).
+	PostLogoutRedirectURIs           []string `gorm:"column:post_logout_redirect_uris;serializer:json" json:"post_logout_redirect_uris,omitempty"`
+	BackchannelLogoutURI             string   `gorm:"column:backchannel_logout_uri" json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired bool     `gorm:"column:backchannel_logout_session_required" json:"backchannel_logout_session_required,omitempty"`
+
 	// jwks is JWKS parsed once on load: fosite wants go-jose v3 types here.
 	jwks *jose.JSONWebKeySet `gorm:"-"`
 	// rotatedLive says whether RotatedSecretHash is in its grace period by
@@ -174,7 +180,7 @@ func (s *Store) Client(ctx context.Context, id string) (*Client, error) {
 
 // normalize stores absent lists as [] rather than NULL.
 func (c *Client) normalize() {
-	for _, p := range []*[]string{&c.RedirectURIs, &c.GrantTypes, &c.ResponseTypes, &c.Audience, &c.Contacts} {
+	for _, p := range []*[]string{&c.RedirectURIs, &c.GrantTypes, &c.ResponseTypes, &c.Audience, &c.Contacts, &c.PostLogoutRedirectURIs} {
 		if *p == nil {
 			*p = []string{}
 		}
