@@ -102,6 +102,8 @@ func New(o Options, store Storage, signer jwt.Signer) (fosite.OAuth2Provider, *f
 		PushedAuthorizeContextLifespan: o.PARLifetime,
 		// fosite's own fetcher follows redirects, retries without a
 		// deadline and reads unbounded bodies; ours keeps SPEC §7.
+		// (fosite's HTTPClient serves only request_uri fetches, which
+		// never happen: no client registers request_uris.)
 		JWKSFetcherStrategy: newJWKSFetcher(o.Fetcher, o.Now, o.Log),
 		// Latch enforces PAR itself (globally or per client) at the first
 		// authorization request only; fosite's flag would also refuse the
