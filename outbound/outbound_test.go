@@ -408,3 +408,14 @@ func TestErrorsRevealNothing(t *testing.T) {
 		t.Errorf("want one warning per failed fetch (4), with the status:\n%s", log.String())
 	}
 }
+
+// TestLoopbackAllowanceIsLogged: the development switch announces itself.
+func TestLoopbackAllowanceIsLogged(t *testing.T) {
+	for _, allow := range []bool{false, true} {
+		var log bytes.Buffer
+		outbound.New(outbound.Options{AllowLoopback: allow, Log: slog.New(slog.NewTextHandler(&log, nil))})
+		if got := strings.Contains(log.String(), "level=WARN") && strings.Contains(log.String(), "allow_loopback"); got != allow {
+			t.Errorf("allow_loopback=%v: warning logged=%v\n%s", allow, got, log.String())
+		}
+	}
+}
