@@ -22,6 +22,7 @@ import (
 	"github.com/latchhq/latch/dpop"
 	"github.com/latchhq/latch/keys"
 	"github.com/latchhq/latch/migrations"
+	"github.com/latchhq/latch/outbound"
 	"github.com/latchhq/latch/provider"
 	"github.com/latchhq/latch/scopes"
 	"github.com/latchhq/latch/secret"
@@ -44,6 +45,9 @@ type App struct {
 	Now  func() time.Time
 	// MasterKeyGenerated is true when this start wrote a new latch.key.
 	MasterKeyGenerated bool
+	// Outbound fetches every URL a client supplies (SPEC §7); one per
+	// process, so its once-per-minute rule holds across requests.
+	Outbound *outbound.Fetcher
 
 	hmacKey []byte
 	// audit is the one recorder, so every writer shares its group commit.
@@ -125,6 +129,7 @@ func (a *App) prepare(ctx context.Context, opt Options) error {
 		list = append(list, scopes.Scope{Name: s.Name, Description: s.Description})
 	}
 	a.Scopes = scopes.New(list)
+	a.Outbound = outbound.New(outbound.Options{AllowLoopback: cfg.Outbound.AllowLoopback, Now: a.Now, Log: a.Log})
 	return nil
 }
 
@@ -141,6 +146,9 @@ func (a *App) Provider() *fosite.Fosite {
 		OpaqueAccessTokens:   cfg.Tokens.AccessTokenFormat == config.AccessTokenOpaque,
 		HMACSecret:           a.hmacKey,
 		Hasher:               a.Hasher,
+		Fetcher:              a.Outbound,
+		Now:                  a.Now,
+		Log:                  a.Log,
 	}, a.Store, a.Keys.Signer(keys.ES256))
 	return p.(*fosite.Fosite)
 }

@@ -48,6 +48,7 @@ type Config struct {
 	Tokens   TokensConfig   `koanf:"tokens"`
 	DPoP     DPoPConfig     `koanf:"dpop"`
 	PAR      PARConfig      `koanf:"par"`
+	Outbound OutboundConfig `koanf:"outbound"`
 	Keys     KeysConfig     `koanf:"keys"`
 	Log      LogConfig      `koanf:"log"`
 	Janitor  JanitorConfig  `koanf:"janitor"`
@@ -81,6 +82,15 @@ type PARConfig struct {
 	Required bool `koanf:"required"`
 	// Lifetime of a request_uri; short, since it only bridges one redirect.
 	Lifetime time.Duration `koanf:"lifetime"`
+}
+
+// OutboundConfig configures fetches of URLs that clients supply (jwks_uri).
+type OutboundConfig struct {
+	// AllowLoopback lets those fetches reach loopback addresses and plain
+	// http, so tests and local development can serve keys from 127.0.0.1.
+	// Never in production: it opens the host's own services to anyone who
+	// can register a URL.
+	AllowLoopback bool `koanf:"allow_loopback"`
 }
 
 // KeysConfig configures signing-key rotation.

@@ -222,6 +222,7 @@ func TestEnvVars(t *testing.T) {
 		{"LATCH_HTTP_MAX_BODY_BYTES=4096", func(c *Config) bool { return c.HTTP.MaxBodyBytes == 4096 }},
 		{"LATCH_DATABASE_MAX_OPEN_CONNS=7", func(c *Config) bool { return c.Database.MaxOpenConns == 7 }},
 		{"LATCH_LOG_FORMAT=json", func(c *Config) bool { return c.Log.Format == "json" }},
+		{"LATCH_OUTBOUND_ALLOW_LOOPBACK=true", func(c *Config) bool { return c.Outbound.AllowLoopback }},
 		{"LATCH_SCOPES=calendar.read=Read your calendar; openid=Log you in;", func(c *Config) bool {
 			want := append(BuiltinScopes(), Scope{"calendar.read", "Read your calendar"})
 			want[0].Description = "Log you in"

@@ -132,6 +132,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("APIKeys", func(t *testing.T) { testAPIKeys(t, setup(t, open)) })
 	t.Run("SigningKeys", func(t *testing.T) { testSigningKeys(t, setup(t, open)) })
 	t.Run("ReplayCache", func(t *testing.T) { testReplay(t, setup(t, open)) })
+	t.Run("AssertionJTIsPerClient", func(t *testing.T) { testAssertionJTIsPerClient(t, setup(t, open)) })
 	t.Run("Timestamps", func(t *testing.T) { testTimestamps(t, setup(t, open)) })
 	t.Run("Janitor", func(t *testing.T) { testJanitor(t, setup(t, open)) })
 	t.Run("Concurrency", func(t *testing.T) {
