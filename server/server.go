@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -110,9 +111,9 @@ func New(opt Options, d Deps) *Server {
 		opt: opt, store: d.Store, oauth: d.OAuth, keys: d.Keys, hasher: d.Hasher, scopes: d.Scopes,
 		appr: d.Approval, log: d.Logger, now: d.Now, audit: d.Audit, dpop: d.DPoP,
 		secure:  strings.HasPrefix(opt.Issuer, "https://"),
-		metrics: newHTTPMetrics(d.Metrics),
 	}
 	e := echo.New()
+	s.metrics = newHTTPMetrics(d.Metrics, e)
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}))
@@ -285,21 +286,40 @@ func (s *Server) listScopes(c echo.Context) error {
 	return c.JSON(http.StatusOK, s.scopes.All())
 }
 
-// httpMetrics counts requests by route and status.
+// httpMetrics counts requests by route and status. Every label comes from
+// a closed set (route template, standard method or "other", status class):
+// a label taken from the request itself would let anyone create new time
+// series, each held in memory forever (SPEC §7).
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// routes are the templates of the registered routes, read from the
+	// router at the first request, when every package has mounted its own.
+	routes func() map[string]bool
 }
 
-func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
+// unmatchedRoute labels every request that matched no route.
+const unmatchedRoute = "unmatched"
+
+func newHTTPMetrics(reg prometheus.Registerer, e *echo.Echo) *httpMetrics {
 	m := &httpMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "latch_http_requests_total", Help: "HTTP requests by route, method and status.",
+			Name: "latch_http_requests_total", Help: "HTTP requests by route template, method (standard ones, else other) and status class.",
 		}, []string{"route", "method", "status"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "latch_http_request_duration_seconds", Help: "HTTP request latency by route.",
+			Name: "latch_http_request_duration_seconds", Help: "HTTP request latency by route template.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"route"}),
+		routes: sync.OnceValue(func() map[string]bool {
+			known := map[string]bool{}
+			for _, r := range e.Routes() {
+				// Group catch-alls (echo's 404 routes) are not routes.
+				if r.Method != echo.RouteNotFound {
+					known[r.Path] = true
+				}
+			}
+			return known
+		}),
 	}
 	reg.MustRegister(m.requests, m.duration)
 	return m
@@ -313,11 +333,29 @@ func (m *httpMetrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Error(err)
 		}
 		route := c.Path()
-		if route == "" {
-			route = "unmatched"
+		if !m.routes()[route] {
+			route = unmatchedRoute
 		}
-		m.requests.WithLabelValues(route, c.Request().Method, strconv.Itoa(c.Response().Status)).Inc()
+		m.requests.WithLabelValues(route, methodLabel(c.Request().Method), statusClass(c.Response().Status)).Inc()
 		m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
 		return nil
 	}
+}
+
+// methodLabel maps the request method onto a closed set.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return method
+	}
+	return "other"
+}
+
+// statusClass is "2xx", "4xx" and so on.
+func statusClass(status int) string {
+	if status < 100 || status > 599 {
+		return "other"
+	}
+	return strconv.Itoa(status/100) + "xx"
 }
