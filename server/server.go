@@ -110,7 +110,7 @@ func New(opt Options, d Deps) *Server {
 	s := &Server{
 		opt: opt, store: d.Store, oauth: d.OAuth, keys: d.Keys, hasher: d.Hasher, scopes: d.Scopes,
 		appr: d.Approval, log: d.Logger, now: d.Now, audit: d.Audit, dpop: d.DPoP,
-		secure:  strings.HasPrefix(opt.Issuer, "https://"),
+		secure: strings.HasPrefix(opt.Issuer, "https://"),
 	}
 	e := echo.New()
 	s.metrics = newHTTPMetrics(d.Metrics, e)
