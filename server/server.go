@@ -23,6 +23,7 @@ import (
 	"github.com/latchhq/latch/apierror"
 	"github.com/latchhq/latch/approval"
 	"github.com/latchhq/latch/audit"
+	"github.com/latchhq/latch/config"
 	"github.com/latchhq/latch/dpop"
 	"github.com/latchhq/latch/keys"
 	"github.com/latchhq/latch/scopes"
@@ -142,8 +143,15 @@ func New(opt Options, d Deps) *Server {
 
 	s.API = e.Group("/api", noStore, s.requireAPIKey)
 	s.appr.Register(s.API)
-	if opt.ApprovalURL == "" {
+	switch {
+	case opt.ApprovalURL != "":
+	case config.LoopbackIssuer(opt.Issuer):
 		s.appr.RegisterDevPage(e)
+	default:
+		// Configuration validation refuses this; an embedder that skipped
+		// it still never gets a page that approves anyone as anyone on a
+		// public issuer (SPEC §1).
+		s.log.Error("no approval_url and the issuer is not a loopback address: the development consent page is not served; set LATCH_APPROVAL_URL", "issuer", opt.Issuer)
 	}
 	s.echo = e
 	return s
