@@ -133,6 +133,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("ReplayCache", func(t *testing.T) { testReplay(t, setup(t, open)) })
 	t.Run("Timestamps", func(t *testing.T) { testTimestamps(t, setup(t, open)) })
 	t.Run("Janitor", func(t *testing.T) { testJanitor(t, setup(t, open)) })
+	t.Run("RateLimits", func(t *testing.T) { testRateLimits(t, setup(t, open)) })
 	t.Run("Concurrency", func(t *testing.T) {
 		t.Run("SpendCodeOnce", func(t *testing.T) { testRaceCode(t, setup(t, open)) })
 		t.Run("RotateRefreshOnce", func(t *testing.T) { testRaceRefresh(t, setup(t, open)) })
