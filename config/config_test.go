@@ -225,6 +225,8 @@ func TestEnvVars(t *testing.T) {
 		{"LATCH_HTTP_MAX_BODY_BYTES=4096", func(c *Config) bool { return c.HTTP.MaxBodyBytes == 4096 }},
 		{"LATCH_DATABASE_MAX_OPEN_CONNS=7", func(c *Config) bool { return c.Database.MaxOpenConns == 7 }},
 		{"LATCH_LOG_FORMAT=json", func(c *Config) bool { return c.Log.Format == "json" }},
+		{"LATCH_LIMITS_FAILED_CREDENTIALS_PER_IP=7", func(c *Config) bool { return c.Limits.FailedCredentialsPerIP == 7 }},
+		{"LATCH_LIMITS_FAILURE_WINDOW=90s", func(c *Config) bool { return c.Limits.FailureWindow == 90*time.Second }},
 		{"LATCH_SCOPES=calendar.read=Read your calendar; openid=Log you in;", func(c *Config) bool {
 			want := append(BuiltinScopes(), Scope{"calendar.read", "Read your calendar"})
 			want[0].Description = "Log you in"
@@ -380,6 +382,11 @@ func TestValidationRules(t *testing.T) {
 		{"loopback issuers without approval page", []string{"LATCH_ISSUER=http://127.1.2.3:8080"}, "", ""},
 		{"https ipv6 loopback without approval page", []string{"LATCH_ISSUER=https://[::1]:8443"}, "", ""},
 		{"https localhost without approval page", []string{"LATCH_ISSUER=https://LOCALHOST:8443"}, "", ""},
+		{"negative limit", []string{"LATCH_LIMITS_AUTHORIZE_PER_MINUTE=-1"}, "limits.authorize_per_minute", "0 (off)"},
+		{"limits off", []string{"LATCH_LIMITS_AUTHORIZE_PER_MINUTE=0", "LATCH_LIMITS_PAR_PER_MINUTE=0", "LATCH_LIMITS_FAILED_CREDENTIALS_PER_IP=0", "LATCH_LIMITS_FAILED_CREDENTIALS_PER_CLIENT=0"}, "", ""},
+		{"no tracked ips", []string{"LATCH_LIMITS_TRACKED_IPS=0"}, "limits.tracked_ips", "greater than 0"},
+		{"failure window too long", []string{"LATCH_LIMITS_FAILURE_WINDOW=48h"}, "limits.failure_window", "24h"},
+		{"failure sync beyond window", []string{"LATCH_LIMITS_FAILURE_WINDOW=10s", "LATCH_LIMITS_FAILURE_SYNC=1m"}, "limits.failure_sync", "at most"},
 		{"weak api key", []string{"LATCH_API_KEY=admin"}, "api.key", "at least 32 characters, got 5"},
 		{"31-character api key", []string{"LATCH_API_KEY=" + strings.Repeat("k", 31)}, "api.key", "at least 32"},
 		{"32-character api key", []string{"LATCH_API_KEY=" + strings.Repeat("k", 32)}, "", ""},

@@ -151,11 +151,40 @@ func (c *Config) validate(ps *problems) {
 		ps.add("janitor.batch_size", "must be greater than 0, got %d", c.Janitor.BatchSize)
 	}
 
+	c.validateLimits(ps)
+
 	oneOf(ps, "tokens.access_token_format", c.Tokens.AccessTokenFormat, AccessTokenJWT, AccessTokenOpaque)
 	oneOf(ps, "log.level", c.Log.Level, "debug", "info", "warn", "error")
 	oneOf(ps, "log.format", c.Log.Format, "text", "json")
 
 	validateScopes(ps, func(i int) string { return fmt.Sprintf("scopes[%d].name", i) }, c.Scopes)
+}
+
+func (c *Config) validateLimits(ps *problems) {
+	l := c.Limits
+	for _, n := range []struct {
+		key string
+		val int
+	}{
+		{"limits.authorize_per_minute", l.AuthorizePerMinute},
+		{"limits.par_per_minute", l.PARPerMinute},
+		{"limits.registration_per_minute", l.RegistrationPerMinute},
+		{"limits.failed_credentials_per_ip", l.FailedCredentialsPerIP},
+		{"limits.failed_credentials_per_client", l.FailedCredentialsPerClient},
+	} {
+		if n.val < 0 {
+			ps.add(n.key, "must be 0 (off) or more, got %d", n.val)
+		}
+	}
+	if l.TrackedIPs <= 0 {
+		ps.add("limits.tracked_ips", "must be greater than 0, got %d", l.TrackedIPs)
+	}
+	if l.FailureWindow < time.Second || l.FailureWindow > 24*time.Hour {
+		ps.add("limits.failure_window", "must be between 1s and 24h, got %s", l.FailureWindow)
+	}
+	if l.FailureSync <= 0 || l.FailureSync > l.FailureWindow {
+		ps.add("limits.failure_sync", "must be greater than 0 and at most limits.failure_window, got %s", l.FailureSync)
+	}
 }
 
 func validateIssuer(ps *problems, issuer string, derived bool) {
