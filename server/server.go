@@ -26,6 +26,7 @@ import (
 	"github.com/latchhq/latch/config"
 	"github.com/latchhq/latch/dpop"
 	"github.com/latchhq/latch/keys"
+	"github.com/latchhq/latch/ratelimit"
 	"github.com/latchhq/latch/scopes"
 	"github.com/latchhq/latch/secret"
 	"github.com/latchhq/latch/storage"
@@ -58,6 +59,8 @@ type Options struct {
 	ReadHeaderTimeout time.Duration
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
+	// Limits are the per-address request rates (SPEC §7).
+	Limits Limits
 }
 
 // Deps are the server's collaborators, built by main.
@@ -74,6 +77,9 @@ type Deps struct {
 	Audit    *audit.Recorder // nil records nothing
 	// DPoP verifies proofs; nil turns DPoP off.
 	DPoP *dpop.Verifier
+	// Failures limits failed credentials across instances; nil turns the
+	// limits off.
+	Failures *ratelimit.Failures
 }
 
 // Server is the HTTP server.
@@ -91,6 +97,7 @@ type Server struct {
 	secure  bool
 	echo    *echo.Echo
 	metrics *httpMetrics
+	limits  *limiters
 	audit   *audit.Recorder
 	// API is the /api group (admin API key required), for other packages'
 	// routes.
@@ -115,6 +122,7 @@ func New(opt Options, d Deps) *Server {
 	}
 	e := echo.New()
 	s.metrics = newHTTPMetrics(d.Metrics, e)
+	s.limits = newLimiters(opt.Limits, d.Failures, d.Now, d.Metrics)
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}))
@@ -127,13 +135,17 @@ func New(opt Options, d Deps) *Server {
 	e.GET("/.well-known/openid-configuration", s.discovery)
 	e.GET("/.well-known/oauth-authorization-server", s.discovery)
 	e.GET("/.well-known/jwks.json", s.jwks)
-	e.GET("/oauth2/authorize", s.authorize)
-	e.POST("/oauth2/authorize", s.authorize)
+	// Anonymous requests that store something are limited per address;
+	// client-authenticated ones are refused while the sender or the client
+	// is locked out by failed credentials (SPEC §7).
+	authorizeLimit := s.perIP(s.limits.authorize, limitAuthorize)
+	e.GET("/oauth2/authorize", s.authorize, authorizeLimit)
+	e.POST("/oauth2/authorize", s.authorize, authorizeLimit)
 	e.GET(approval.ResumePath, s.resume)
-	e.POST(parPath, s.par)
-	e.POST("/oauth2/token", s.token)
-	e.POST("/oauth2/revoke", s.revoke)
-	e.POST("/oauth2/introspect", s.introspect)
+	e.POST(parPath, s.par, s.perIP(s.limits.par, limitPAR), s.credentialGate)
+	e.POST("/oauth2/token", s.token, s.credentialGate)
+	e.POST("/oauth2/revoke", s.revoke, s.credentialGate)
+	e.POST("/oauth2/introspect", s.introspect, s.credentialGate)
 	e.GET("/userinfo", s.userinfo)
 	e.POST("/userinfo", s.userinfo)
 	e.GET("/health/alive", s.alive)
