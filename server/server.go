@@ -115,13 +115,13 @@ func New(opt Options, d Deps) *Server {
 	if d.Metrics == nil {
 		d.Metrics = prometheus.NewRegistry()
 	}
+	e := echo.New()
 	s := &Server{
 		opt: opt, store: d.Store, oauth: d.OAuth, keys: d.Keys, hasher: d.Hasher, scopes: d.Scopes,
 		appr: d.Approval, log: d.Logger, now: d.Now, audit: d.Audit, dpop: d.DPoP,
-		secure: strings.HasPrefix(opt.Issuer, "https://"),
+		secure:  strings.HasPrefix(opt.Issuer, "https://"),
+		metrics: newHTTPMetrics(d.Metrics, e),
 	}
-	e := echo.New()
-	s.metrics = newHTTPMetrics(d.Metrics, e)
 	s.limits = newLimiters(opt.Limits, d.Failures, d.Now, d.Metrics)
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
