@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net"
@@ -272,4 +273,25 @@ func TestRegistrationLimitHook(t *testing.T) {
 		}
 	}
 	wantLimited(t, "3rd registration", f.do("POST", env.URL+"/test/register", url.Values{}, nil))
+}
+
+// Failed client assertions count against the client they name (their sub),
+// so a guesser cannot dodge the per-client limit by switching methods.
+func TestFailedClientAssertionsAreLimited(t *testing.T) {
+	env := latchtest.Start(t, latchtest.Options{Configure: limits(func(l *config.LimitsConfig) {
+		l.FailedCredentialsPerIP, l.FailedCredentialsPerClient = 100, 3
+	})})
+	worker := env.CreateClient(clients.Metadata{ClientName: "worker", GrantTypes: []string{"client_credentials"}})
+	b64 := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	forged := b64(`{"alg":"RS256","typ":"JWT"}`) + "." +
+		b64(`{"iss":"`+worker.ID+`","sub":"`+worker.ID+`","aud":"`+env.URL+`/oauth2/token","exp":4102444800,"jti":"x"}`) + "." + b64("not a signature")
+	guesser := newFrom(t, "127.0.0.1")
+	for i := range 3 {
+		a := guesser.do("POST", env.URL+"/oauth2/token", url.Values{"grant_type": {"client_credentials"},
+			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {forged}}, nil)
+		if a.status != http.StatusUnauthorized {
+			t.Fatalf("forged assertion %d: %d %s", i+1, a.status, a.body)
+		}
+	}
+	wantLimited(t, "the client's right secret after 3 forged assertions", newFrom(t, "127.0.0.2").token(env, worker.ID, worker.Secret))
 }
