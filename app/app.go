@@ -24,6 +24,7 @@ import (
 	"github.com/latchhq/latch/migrations"
 	"github.com/latchhq/latch/outbound"
 	"github.com/latchhq/latch/provider"
+	"github.com/latchhq/latch/ratelimit"
 	"github.com/latchhq/latch/scopes"
 	"github.com/latchhq/latch/secret"
 	"github.com/latchhq/latch/server"
@@ -172,9 +173,17 @@ func (a *App) Server() *server.Server {
 		ReadHeaderTimeout:    cfg.HTTP.ReadHeaderTimeout,
 		WriteTimeout:         cfg.HTTP.WriteTimeout,
 		IdleTimeout:          cfg.HTTP.IdleTimeout,
+		Limits: server.Limits{
+			AuthorizePerMinute: cfg.Limits.AuthorizePerMinute, PARPerMinute: cfg.Limits.PARPerMinute,
+			RegistrationPerMinute: cfg.Limits.RegistrationPerMinute, TrackedIPs: cfg.Limits.TrackedIPs,
+		},
 	}, server.Deps{
 		Store: a.Store, OAuth: a.Provider(), Keys: a.Keys, Hasher: a.Hasher, Scopes: a.Scopes,
 		Approval: appr, Logger: a.Log, Metrics: reg, Now: a.Now, Audit: rec, DPoP: a.DPoP,
+		Failures: ratelimit.NewFailures(a.Store, ratelimit.FailureOptions{
+			PerIP: cfg.Limits.FailedCredentialsPerIP, PerClient: cfg.Limits.FailedCredentialsPerClient,
+			Window: cfg.Limits.FailureWindow, Sync: cfg.Limits.FailureSync, Now: a.Now, Log: a.Log,
+		}),
 	})
 	a.mountManagement(srv, rec)
 	return srv

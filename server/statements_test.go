@@ -118,7 +118,12 @@ func TestStatementBudgets(t *testing.T) {
 
 func testStatementBudgets(t *testing.T, dsn string) {
 	// A TTL far longer than the test, so the counts cannot depend on speed.
-	env := latchtest.Start(t, latchtest.Options{DSN: dsn, Configure: func(c *config.Config) { c.Database.ClientCacheTTL = time.Minute }})
+	// Likewise for the read of other instances' failed-credential counts
+	// (once per limits.failure_sync, on whichever request comes then).
+	env := latchtest.Start(t, latchtest.Options{DSN: dsn, Configure: func(c *config.Config) {
+		c.Database.ClientCacheTTL = time.Minute
+		c.Limits.FailureWindow, c.Limits.FailureSync = 24*time.Hour, 24*time.Hour
+	}})
 	g := &grantOps{t: t, env: env,
 		web: env.CreateClient(clients.Metadata{ClientName: "web", RedirectURIs: []string{"https://client.example/cb"},
 			GrantTypes: []string{"authorization_code", "refresh_token"}, Scope: "openid offline_access"}),

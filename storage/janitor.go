@@ -47,9 +47,9 @@ type purgeTarget struct {
 }
 
 // Purge deletes expired rows in batches until none is left or ctx ends:
-// auth and login sessions and replay-cache entries past expiry, access
-// tokens, OIDC and PKCE records past expiry, and codes and refresh tokens
-// past expiry plus the replay grace. Spent codes and refresh tokens are never
+// auth and login sessions, replay-cache entries and rate-limit windows past
+// expiry, access tokens, OIDC and PKCE records past expiry, and codes and
+// refresh tokens past expiry plus the replay grace. Spent codes and refresh tokens are never
 // deleted before that, because their rows are what detects a replay.
 // Several instances may purge at once: deletes of the same rows simply
 // find nothing left.
@@ -83,6 +83,8 @@ func (s *Store) Purge(ctx context.Context, o JanitorOptions) (PurgeResult, error
 		{"oauth2_tokens/" + kindCode, "oauth2_tokens", "kind, signature", tokenWhere, graced(kindCode)},
 		{"oauth2_tokens/" + kindRefresh, "oauth2_tokens", "kind, signature", tokenWhere, graced(kindRefresh)},
 		{"par_requests", "par_requests", "request_uri_hash", "expires_at < ?", at},
+		// Rate-limit windows that have ended count for nothing any more.
+		{"rate_limits", "rate_limits", "bucket, window_start", "expires_at <= ?", func(now time.Time) []any { return []any{now.Unix()} }},
 	}
 	if r := o.AuditRetention; r > 0 {
 		targets = append(targets, purgeTarget{"audit_events", "audit_events", "id", "time < ?",

@@ -135,6 +135,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("AssertionJTIsPerClient", func(t *testing.T) { testAssertionJTIsPerClient(t, setup(t, open)) })
 	t.Run("Timestamps", func(t *testing.T) { testTimestamps(t, setup(t, open)) })
 	t.Run("Janitor", func(t *testing.T) { testJanitor(t, setup(t, open)) })
+	t.Run("RateLimits", func(t *testing.T) { testRateLimits(t, setup(t, open)) })
 	t.Run("Concurrency", func(t *testing.T) {
 		t.Run("SpendCodeOnce", func(t *testing.T) { testRaceCode(t, setup(t, open)) })
 		t.Run("RotateRefreshOnce", func(t *testing.T) { testRaceRefresh(t, setup(t, open)) })
