@@ -127,6 +127,8 @@ func TestRaceRevocationBeatsRefresh(t *testing.T) {
 					deadline := time.Now().Add(10 * time.Second)
 					for _, _, n := f.newest(); n < 2+round%3; _, _, n = f.newest() {
 						if time.Now().After(deadline) {
+							close(stop)
+							<-done
 							t.Fatalf("round %d: the refresher made no progress", round)
 						}
 						time.Sleep(200 * time.Microsecond)
@@ -212,3 +214,52 @@ func TestRaceRememberAgainstRevocation(t *testing.T) {
 }
 
 func envsOf(a, b *latchtest.Env) []*latchtest.Env { return []*latchtest.Env{a, b} }
+
+// TestRaceClientDeleteBeatsRefresh deletes a client while a refresher keeps
+// rotating one of its grants across two instances: once the DELETE has
+// returned, no token row of the client may exist (a pair committed by the
+// in-flight refresh would live on, and another instance's client cache
+// would still accept it for a while).
+func TestRaceClientDeleteBeatsRefresh(t *testing.T) {
+	backends(t, func(t *testing.T, dsn func(*testing.T) string) {
+		a, b := instancePair(t, dsn(t))
+		envs := []*latchtest.Env{a, b}
+		escapes := 0
+		for round := range rounds {
+			c := a.WebClient("client_secret_basic")
+			tok := exchange(t, b.URL, c, getCode(t, a, c, openidScope))
+			if tok.status != http.StatusOK {
+				t.Fatalf("round %d: exchange: %s", round, tok)
+			}
+			f := &family{first: str(t, tok, "refresh_token"), at: str(t, tok, "access_token"), rt: str(t, tok, "refresh_token")}
+			stop := make(chan struct{})
+			done := refreshLoop(t, envs, c, f, stop)
+			deadline := time.Now().Add(10 * time.Second)
+			for _, _, n := f.newest(); n < 2+round%3; _, _, n = f.newest() {
+				if time.Now().After(deadline) {
+					close(stop)
+					<-done
+					t.Fatalf("round %d: the refresher made no progress", round)
+				}
+				time.Sleep(200 * time.Microsecond)
+			}
+			status, out := envs[round%2].API("DELETE", "/api/clients/"+c.ID, nil)
+			close(stop)
+			<-done
+			if status != http.StatusNoContent {
+				t.Fatalf("round %d: DELETE client: %d %v", round, status, out)
+			}
+			var left int64
+			if err := a.App.Store.DB().Table("oauth2_tokens").Where("client_id = ? AND active", c.ID).Count(&left).Error; err != nil {
+				t.Fatal(err)
+			}
+			if left > 0 {
+				escapes++
+				t.Errorf("round %d: %d active tokens of the deleted client", round, left)
+			}
+		}
+		if escapes > 0 {
+			t.Errorf("%d/%d client deletions left tokens behind", escapes, rounds)
+		}
+	})
+}
