@@ -1,14 +1,18 @@
 package scaleout_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/latchhq/latch/audit"
 	"github.com/latchhq/latch/clients"
 	"github.com/latchhq/latch/latchtest"
+	"github.com/latchhq/latch/storage/pgtest"
 )
 
 // TestRevokingSpentRefreshTokenRevokesFamily presents to RFC 7009 a refresh
@@ -182,4 +186,49 @@ func userinfo(t *testing.T, env *latchtest.Env, at string) result {
 	req, _ := http.NewRequest("GET", env.URL+"/userinfo", nil)
 	req.Header.Set("Authorization", "Bearer "+at)
 	return do(t, req)
+}
+
+// TestRevocationDuringOutage: with PostgreSQL unreachable, RFC 7009
+// revocation says 503 temporarily_unavailable (nothing was revoked; retry),
+// never 200; after it comes back the revocation works.
+func TestRevocationDuringOutage(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	env := latchtest.Start(t, latchtest.Options{DSN: dsn})
+	c := env.WebClient("client_secret_basic")
+	tok := exchange(t, env.URL, c, getCode(t, env, c, openidScope))
+	rt := str(t, tok, "refresh_token")
+
+	u, _ := url.Parse(dsn)
+	db := strings.TrimPrefix(u.Path, "/")
+	admin := *u
+	admin.Path = "/postgres"
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, admin.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	sql := func(q string) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	sql(`ALTER DATABASE ` + db + ` ALLOW_CONNECTIONS false`)
+	sql(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '` + db + `'`)
+	revoke := post(t, env.URL+"/oauth2/revoke", url.Values{"token": {rt}}, c)
+	sql(`ALTER DATABASE ` + db + ` ALLOW_CONNECTIONS true`)
+
+	if revoke.status != http.StatusServiceUnavailable || revoke.body["error"] != "temporarily_unavailable" {
+		t.Errorf("RFC 7009 revocation during the outage: %s, want 503 temporarily_unavailable", revoke)
+	}
+	if !active(t, env, rt) {
+		t.Fatal("a revocation that reported failure revoked")
+	}
+	if status, out := env.API("DELETE", "/api/users/user-1/authorizations/"+c.ID, nil); status != http.StatusNoContent {
+		t.Fatalf("DELETE authorization after the outage: %d %v", status, out)
+	}
+	if active(t, env, rt) {
+		t.Fatal("the retried revocation did not revoke")
+	}
 }
