@@ -217,7 +217,7 @@ func clientAuthError(err error) error {
 // the OAuth error otherwise.
 func (s *Server) revokeError(c echo.Context, err error) error {
 	if errors.Is(err, storage.ErrUnavailable) || errors.Is(err, fosite.ErrSerializationFailure) {
-		err = fosite.ErrTemporarilyUnavailable.WithWrap(err).WithHint("The database is unreachable; retry shortly.")
+		err = fosite.ErrTemporarilyUnavailable.WithWrap(err).WithHint("The revocation could not complete; nothing was revoked. Retry shortly.")
 	}
 	rfc := fosite.ErrorToRFC6749Error(err)
 	if rfc.CodeField >= 500 {

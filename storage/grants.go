@@ -36,8 +36,9 @@ func grantUpsert(set string) string {
 	return " ON CONFLICT (subject, client_id) DO UPDATE SET updated_at = " + set
 }
 
-// grantCols is the select list feeding the upsert; PostgreSQL cannot infer
-// a parameter's type from an INSERT ... SELECT target, so it is cast there.
+// grantTimes are the timestamp placeholders in the select list feeding the
+// upsert; PostgreSQL cannot infer a parameter's type from an INSERT ...
+// SELECT target, so they are cast there.
 func (s *Store) grantTimes() string {
 	if s.dialect == migrations.Postgres {
 		return "CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ)"

@@ -191,6 +191,9 @@ func testJanitor(t *testing.T, f *fixture) {
 	if n := f.count("authorizations", ""); n != 1 {
 		t.Fatal("the janitor must not touch remembered authorizations (they do not expire)")
 	}
+	if n := f.count("grants", ""); n != 1 {
+		t.Fatalf("%d grant rows after every token is gone, want only the remembered pair's", n)
+	}
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
 	if _, err := f.s.Purge(cancelled, opts); !errors.Is(err, context.Canceled) {
