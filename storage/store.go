@@ -283,13 +283,18 @@ func translate(err error) error {
 		switch {
 		case pgErr.Code == "23505", pgErr.Code == "40001", pgErr.Code == "40P01":
 			return fmt.Errorf("%w: %v", fosite.ErrSerializationFailure, err)
+		case pgErr.Code == "23503":
+			// A foreign key whose row a concurrent transaction deleted (a
+			// grant of a client being deleted): that transaction won.
+			return fmt.Errorf("%w: %v", fosite.ErrSerializationFailure, err)
 		case strings.HasPrefix(pgErr.Code, "08"), strings.HasPrefix(pgErr.Code, "57P"):
 			// Connection exceptions and operator intervention (shutdown).
 			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 	}
 	msg := err.Error()
-	if strings.Contains(msg, "UNIQUE constraint failed") || strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked") {
+	if strings.Contains(msg, "UNIQUE constraint failed") || strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked") ||
+		strings.Contains(msg, "FOREIGN KEY constraint failed") {
 		return fmt.Errorf("%w: %v", fosite.ErrSerializationFailure, err)
 	}
 	return err

@@ -122,6 +122,8 @@ func Run(t *testing.T, open Opener) {
 	t.Run("AccessTokens", func(t *testing.T) { testAccess(t, setup(t, open)) })
 	t.Run("RefreshTokens", func(t *testing.T) { testRefresh(t, setup(t, open)) })
 	t.Run("RevokeGrantAndUserClient", func(t *testing.T) { testRevokeGrant(t, setup(t, open)) })
+	t.Run("RevokeUnrememberedGrant", func(t *testing.T) { testRevokeUnremembered(t, setup(t, open)) })
+	t.Run("ReplayCacheClockSkew", func(t *testing.T) { testReplaySkew(t, setup(t, open)) })
 	t.Run("OpenIDConnectSessions", func(t *testing.T) { testOIDC(t, setup(t, open)) })
 	t.Run("PKCE", func(t *testing.T) { testPKCE(t, setup(t, open)) })
 	t.Run("Transactions", func(t *testing.T) { testTx(t, setup(t, open)) })
@@ -143,6 +145,8 @@ func Run(t *testing.T, open Opener) {
 		t.Run("CompleteAuthSessionOnce", func(t *testing.T) { testRaceComplete(t, setup(t, open)) })
 		t.Run("MarkJTIOnce", func(t *testing.T) { testRaceJTI(t, setup(t, open)) })
 		t.Run("CreateClientOnce", func(t *testing.T) { testRaceCreateClient(t, setup(t, open)) })
+		t.Run("RevokeAgainstRotation", func(t *testing.T) { testRaceRevokeRotate(t, setup(t, open)) })
+		t.Run("RememberAgainstRevoke", func(t *testing.T) { testRaceRememberRevoke(t, setup(t, open)) })
 	})
 }
 
