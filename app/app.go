@@ -23,7 +23,9 @@ import (
 	"github.com/latchhq/latch/keys"
 	"github.com/latchhq/latch/logout"
 	"github.com/latchhq/latch/migrations"
+	"github.com/latchhq/latch/outbound"
 	"github.com/latchhq/latch/provider"
+	"github.com/latchhq/latch/ratelimit"
 	"github.com/latchhq/latch/scopes"
 	"github.com/latchhq/latch/secret"
 	"github.com/latchhq/latch/server"
@@ -45,6 +47,9 @@ type App struct {
 	Now  func() time.Time
 	// MasterKeyGenerated is true when this start wrote a new latch.key.
 	MasterKeyGenerated bool
+	// Outbound fetches every URL a client supplies (SPEC §7); one per
+	// process, so its once-per-minute rule holds across requests.
+	Outbound *outbound.Fetcher
 
 	hmacKey []byte
 	// audit is the one recorder, so every writer shares its group commit.
@@ -130,6 +135,7 @@ func (a *App) prepare(ctx context.Context, opt Options) error {
 		list = append(list, scopes.Scope{Name: s.Name, Description: s.Description})
 	}
 	a.Scopes = scopes.New(list)
+	a.Outbound = outbound.New(outbound.Options{AllowLoopback: cfg.Outbound.AllowLoopback, Now: a.Now, Log: a.Log})
 	return nil
 }
 
@@ -146,6 +152,9 @@ func (a *App) Provider() *fosite.Fosite {
 		OpaqueAccessTokens:   cfg.Tokens.AccessTokenFormat == config.AccessTokenOpaque,
 		HMACSecret:           a.hmacKey,
 		Hasher:               a.Hasher,
+		Fetcher:              a.Outbound,
+		Now:                  a.Now,
+		Log:                  a.Log,
 	}, a.Store, a.Keys.Signer(keys.ES256))
 	return p.(*fosite.Fosite)
 }
@@ -170,10 +179,18 @@ func (a *App) Server() *server.Server {
 		ReadHeaderTimeout:    cfg.HTTP.ReadHeaderTimeout,
 		WriteTimeout:         cfg.HTTP.WriteTimeout,
 		IdleTimeout:          cfg.HTTP.IdleTimeout,
+		Limits: server.Limits{
+			AuthorizePerMinute: cfg.Limits.AuthorizePerMinute, PARPerMinute: cfg.Limits.PARPerMinute,
+			RegistrationPerMinute: cfg.Limits.RegistrationPerMinute, TrackedIPs: cfg.Limits.TrackedIPs,
+		},
 	}, server.Deps{
 		Store: a.Store, OAuth: a.Provider(), Keys: a.Keys, Hasher: a.Hasher, Scopes: a.Scopes,
 		Approval: appr, Logger: a.Log, Metrics: reg, Now: a.Now, Audit: rec, DPoP: a.DPoP,
 		Sessions: sessions,
+		Failures: ratelimit.NewFailures(a.Store, ratelimit.FailureOptions{
+			PerIP: cfg.Limits.FailedCredentialsPerIP, PerClient: cfg.Limits.FailedCredentialsPerClient,
+			Window: cfg.Limits.FailureWindow, Sync: cfg.Limits.FailureSync, Now: a.Now, Log: a.Log,
+		}),
 	})
 	sessions.Register(srv.API)
 	a.mountManagement(srv, rec)

@@ -73,7 +73,7 @@ func (a *App) Bootstrap(ctx context.Context, out io.Writer) error {
 
 // Clients returns the client registration service.
 func (a *App) Clients() *clients.Service {
-	return clients.New(a.Store, a.Hasher, a.Scopes).WithAudit(a.Audit())
+	return clients.New(a.Store, a.Hasher, a.Scopes).WithAudit(a.Audit()).WithLoopbackOutbound(a.Config.Outbound.AllowLoopback)
 }
 
 // CreateAPIKey makes a new admin key and returns it in plaintext, once.

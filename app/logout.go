@@ -13,7 +13,7 @@ import (
 func (a *App) Logout() *logout.Service {
 	a.logoutOnce.Do(func() {
 		cfg := a.Config.Logout
-		a.logout = logout.New(a.Store, a.logoutSigner, a.logoutPoster(), a.Audit(), a.Log, logout.Options{
+		a.logout = logout.New(a.Store, a.logoutSigner, a.Outbound, a.Audit(), a.Log, logout.Options{
 			Issuer: a.Config.Issuer, RevokeTokens: cfg.RevokeTokens, MaxAttempts: cfg.BackchannelMaxAttempts,
 			RetryDelay: cfg.BackchannelRetryDelay, Now: a.Now,
 		})

@@ -238,6 +238,13 @@ func (s *Service) handleRevokeAuthorization(c echo.Context) error {
 	if storage.IsNotFound(err) {
 		return apierror.NotFound("this user has no authorization for this client")
 	}
+	if storage.IsConflict(err) || errors.Is(err, storage.ErrUnavailable) {
+		// The store already retried a revocation the database aborted
+		// (deadlock); nothing is revoked and the caller may retry. Not
+		// httpError's 409, which speaks of client ids.
+		return &apierror.Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable",
+			Description: "the revocation could not complete; retry", Cause: err}
+	}
 	if err != nil {
 		return httpError(err)
 	}

@@ -4,12 +4,15 @@ package provider
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
-	"github.com/hashicorp/go-retryablehttp"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
 	"github.com/ory/fosite/handler/oauth2"
@@ -17,6 +20,9 @@ import (
 	"github.com/ory/fosite/handler/pkce"
 	fstorage "github.com/ory/fosite/storage"
 	"github.com/ory/fosite/token/jwt"
+
+	"github.com/latchhq/latch/outbound"
+	"github.com/latchhq/latch/storage"
 )
 
 // Storage is every fosite storage contract the enabled handlers rely on.
@@ -49,6 +55,14 @@ type Options struct {
 	// every instance must share it.
 	HMACSecret []byte
 	Hasher     fosite.Hasher
+	// Fetcher fetches clients' jwks_uri; nil is a strict
+	// outbound.Fetcher (no loopback).
+	Fetcher Fetcher
+	// Now is the clock client assertions' exp is bounded by; nil is
+	// time.Now.
+	Now func() time.Time
+	// Log receives warnings about unusable key sets; nil discards.
+	Log *slog.Logger
 }
 
 // New builds the fosite provider with exactly the grants Latch offers:
@@ -57,6 +71,15 @@ type Options struct {
 // authorization requests. No
 // implicit, hybrid or password handler is registered, so fosite refuses them.
 func New(o Options, store Storage, signer jwt.Signer) (fosite.OAuth2Provider, *fosite.Config) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Fetcher == nil {
+		o.Fetcher = outbound.New(outbound.Options{Log: o.Log})
+	}
 	cfg := &fosite.Config{
 		AccessTokenLifespan:            o.AccessTokenLifetime,
 		RefreshTokenLifespan:           o.RefreshTokenLifetime,
@@ -77,7 +100,11 @@ func New(o Options, store Storage, signer jwt.Signer) (fosite.OAuth2Provider, *f
 		SendDebugMessagesToClients:     false,
 		MinParameterEntropy:            fosite.MinParameterEntropy,
 		PushedAuthorizeContextLifespan: o.PARLifetime,
-		HTTPClient:                     jwksHTTPClient(),
+		// fosite's own fetcher follows redirects, retries without a
+		// deadline and reads unbounded bodies; ours keeps SPEC §7.
+		// (fosite's HTTPClient serves only request_uri fetches, which
+		// never happen: no client registers request_uris.)
+		JWKSFetcherStrategy: newJWKSFetcher(o.Fetcher, o.Now, o.Log),
 		// Latch enforces PAR itself (globally or per client) at the first
 		// authorization request only; fosite's flag would also refuse the
 		// request rebuilt when the user comes back from approval.
@@ -100,7 +127,7 @@ func New(o Options, store Storage, signer jwt.Signer) (fosite.OAuth2Provider, *f
 		compose.OpenIDConnectExplicitFactory,
 		compose.OpenIDConnectRefreshFactory,
 		compose.OAuth2TokenIntrospectionFactory,
-		compose.OAuth2TokenRevocationFactory,
+		revocationFactory, // not compose's: see familyRevocation
 		compose.OAuth2PKCEFactory,
 		compose.PushedAuthorizeHandlerFactory,
 	)
@@ -109,19 +136,41 @@ func New(o Options, store Storage, signer jwt.Signer) (fosite.OAuth2Provider, *f
 	// token endpoint is what OIDC Core told them until now.
 	f := p.(*fosite.Fosite)
 	f.Config = &assertionAudiences{Config: cfg, issuer: o.Issuer}
-	cfg.ClientAuthenticationStrategy = assertionFailuresAreInvalidClient(f)
+	cfg.ClientAuthenticationStrategy = assertionFailuresAreInvalidClient(f, o.Now)
 	return p, cfg
 }
+
+// MaxClientAssertionLifetime is how far in the future a client assertion's
+// exp may lie (plus assertionClockSkew). fosite accepts any exp and keeps
+// the jti until then, so an unbounded one is a long-lived credential and a
+// replay-cache row kept for years.
+const MaxClientAssertionLifetime = 10 * time.Minute
+
+// assertionClockSkew forgives a client clock running a little ahead.
+const assertionClockSkew = time.Minute
 
 // assertionFailuresAreInvalidClient makes every failed private_key_jwt
 // authentication a 401 invalid_client (RFC 6749 §5.2, RFC 7523 §3.2).
 // fosite answers an unknown kid with invalid_request, a replayed jti with
 // its own jti_known, and an expired assertion with a bare error that would
-// become a 500.
-func assertionFailuresAreInvalidClient(f *fosite.Fosite) fosite.ClientAuthenticationStrategy {
+// become a 500. It also refuses assertions that live too long, and names
+// the client to the jti replay cache, which keeps jtis per client.
+func assertionFailuresAreInvalidClient(f *fosite.Fosite, now func() time.Time) fosite.ClientAuthenticationStrategy {
 	return func(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
+		raw := form.Get("client_assertion")
+		if raw != "" {
+			// The claims are read before the signature is checked, which
+			// is safe for what they are used for: refusing, and naming
+			// the client whose jtis fosite consults only after it has
+			// verified the signature and that sub is that client.
+			sub, exp := peekAssertion(raw)
+			if !exp.IsZero() && exp.After(now().Add(MaxClientAssertionLifetime+assertionClockSkew)) {
+				return nil, fosite.ErrInvalidClient.WithHintf("The client assertion's exp is more than %s ahead; assertions must be short-lived.", MaxClientAssertionLifetime)
+			}
+			ctx = storage.WithAssertionClient(ctx, sub)
+		}
 		c, err := f.DefaultClientAuthenticationStrategy(ctx, r, form)
-		if err == nil || form.Get("client_assertion") == "" {
+		if err == nil || raw == "" {
 			return c, err
 		}
 		var rfc *fosite.RFC6749Error
@@ -139,6 +188,32 @@ func assertionFailuresAreInvalidClient(f *fosite.Fosite) fosite.ClientAuthentica
 	}
 }
 
+// peekAssertion reads sub and exp from a compact JWS without verifying
+// it; each is zero when missing or malformed (fosite then refuses the
+// assertion with its own message).
+func peekAssertion(raw string) (sub string, exp time.Time) {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return "", time.Time{}
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return "", time.Time{}
+	}
+	// A map, not a struct: encoding/json would match "SUB" to a sub field,
+	// and fosite reads exactly "sub"; the two must agree on the client.
+	var claims map[string]any
+	if json.Unmarshal(payload, &claims) != nil {
+		return "", time.Time{}
+	}
+	sub, _ = claims["sub"].(string)
+	if e, ok := claims["exp"].(float64); ok {
+		// Clamp so a huge exp cannot overflow into the past.
+		exp = time.Unix(int64(min(max(e, 0), 1<<40)), 0)
+	}
+	return sub, exp
+}
+
 // assertionAudiences is fosite's config with the issuer added to the
 // audiences a client assertion may carry.
 type assertionAudiences struct {
@@ -148,15 +223,4 @@ type assertionAudiences struct {
 
 func (c *assertionAudiences) GetTokenURLs(context.Context) []string {
 	return []string{c.issuer, c.TokenURL}
-}
-
-// jwksHTTPClient fetches clients' jwks_uri: quiet (the default logs every
-// request to stderr), with a short timeout and one retry, so a slow key
-// server cannot hold token requests open.
-func jwksHTTPClient() *retryablehttp.Client {
-	c := retryablehttp.NewClient()
-	c.Logger = nil
-	c.RetryMax = 1
-	c.HTTPClient.Timeout = 5 * time.Second
-	return c
 }

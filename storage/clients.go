@@ -279,12 +279,40 @@ func (s *Store) RotateClientSecret(ctx context.Context, id, hash string, keepOld
 	})
 }
 
-// ClientAssertionJWTValid fails with fosite.ErrJTIKnown for a jti already
-// seen and not yet expired.
+// assertionClientKey carries the id of the client whose assertion fosite
+// is checking: fosite's jti calls name only the jti.
+type assertionClientKey struct{}
+
+// WithAssertionClient names the client whose client assertion is being
+// verified. ClientAssertionJWTValid and SetClientAssertionJWT remember jtis
+// per client, so one client's jtis never block another's, and refuse to
+// work without it.
+func WithAssertionClient(ctx context.Context, clientID string) context.Context {
+	return context.WithValue(ctx, assertionClientKey{}, clientID)
+}
+
+var errNoAssertionClient = errors.New("storage: client assertion jti checked without naming its client")
+
+// assertionJTIKey is the replay-cache key of a client's jti; the length
+// prefix keeps ("a:b", "c") and ("a", "b:c") apart.
+func assertionJTIKey(ctx context.Context, jti string) (string, error) {
+	id, _ := ctx.Value(assertionClientKey{}).(string)
+	if id == "" {
+		return "", errNoAssertionClient
+	}
+	return fmt.Sprintf("%d:%s:%s", len(id), id, jti), nil
+}
+
+// ClientAssertionJWTValid fails with fosite.ErrJTIKnown for a jti the
+// client (WithAssertionClient) already used and that has not yet expired.
 func (s *Store) ClientAssertionJWTValid(ctx context.Context, jti string) error {
+	key, err := assertionJTIKey(ctx, jti)
+	if err != nil {
+		return err
+	}
 	var n int64
-	err := s.conn(ctx).Table("seen_jtis").
-		Where("jti_hash = ? AND expires_at > ?", hashKey("client-assertion", jti), s.now()).Count(&n).Error
+	err = s.conn(ctx).Table("seen_jtis").
+		Where("jti_hash = ? AND expires_at > ?", hashKey("client-assertion", key), s.now()).Count(&n).Error
 	if err != nil {
 		return translate(err)
 	}
@@ -294,9 +322,14 @@ func (s *Store) ClientAssertionJWTValid(ctx context.Context, jti string) error {
 	return nil
 }
 
-// SetClientAssertionJWT records a jti until exp; a concurrent duplicate loses.
+// SetClientAssertionJWT records the client's jti until exp; a concurrent
+// duplicate loses.
 func (s *Store) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
-	err := s.MarkJTI(ctx, "client-assertion", jti, exp)
+	key, err := assertionJTIKey(ctx, jti)
+	if err != nil {
+		return err
+	}
+	err = s.MarkJTI(ctx, "client-assertion", key, exp)
 	if errors.Is(err, ErrReplay) {
 		return fosite.ErrJTIKnown
 	}

@@ -307,13 +307,37 @@ func testReplay(t *testing.T, f *fixture) {
 	must(t, f.s.MarkJTI(ctx, "dpop", "jti-1", exp))
 	wantErr(t, "replayed jti", f.s.MarkJTI(ctx, "dpop", "jti-1", exp), storage.ErrReplay)
 	must(t, f.s.MarkJTI(ctx, "other-purpose", "jti-1", exp)) // purposes are separate namespaces
-	f.clock.Advance(2 * time.Minute)
+	f.clock.Advance(2*time.Minute + storage.ReplayClockSkew)
 	must(t, f.s.MarkJTI(ctx, "dpop", "jti-1", f.clock.Now().Add(time.Minute))) // expired entries may be reused
 
-	must(t, f.s.ClientAssertionJWTValid(ctx, "assert-1"))
-	must(t, f.s.SetClientAssertionJWT(ctx, "assert-1", f.clock.Now().Add(time.Minute)))
-	wantErr(t, "known assertion", f.s.ClientAssertionJWTValid(ctx, "assert-1"), fosite.ErrJTIKnown)
-	wantErr(t, "assertion reused", f.s.SetClientAssertionJWT(ctx, "assert-1", f.clock.Now().Add(time.Minute)), fosite.ErrJTIKnown)
+	alice := storage.WithAssertionClient(ctx, "alice")
+	must(t, f.s.ClientAssertionJWTValid(alice, "assert-1"))
+	must(t, f.s.SetClientAssertionJWT(alice, "assert-1", f.clock.Now().Add(time.Minute)))
+	wantErr(t, "known assertion", f.s.ClientAssertionJWTValid(alice, "assert-1"), fosite.ErrJTIKnown)
+	wantErr(t, "assertion reused", f.s.SetClientAssertionJWT(alice, "assert-1", f.clock.Now().Add(time.Minute)), fosite.ErrJTIKnown)
+}
+
+// testAssertionJTIsPerClient: a client assertion's jti is remembered per
+// client, so one client can neither replay-block nor be blocked by
+// another's jtis, and a check that names no client fails closed.
+func testAssertionJTIsPerClient(t *testing.T, f *fixture) {
+	ctx := f.ctx
+	exp := f.clock.Now().Add(time.Minute)
+	alice, bob := storage.WithAssertionClient(ctx, "alice"), storage.WithAssertionClient(ctx, "bob")
+	must(t, f.s.SetClientAssertionJWT(alice, "shared-jti", exp))
+	must(t, f.s.ClientAssertionJWTValid(bob, "shared-jti"))
+	must(t, f.s.SetClientAssertionJWT(bob, "shared-jti", exp))
+	wantErr(t, "alice's jti after bob used it", f.s.ClientAssertionJWTValid(alice, "shared-jti"), fosite.ErrJTIKnown)
+	wantErr(t, "bob's jti reused", f.s.SetClientAssertionJWT(bob, "shared-jti", exp), fosite.ErrJTIKnown)
+	// Ids and jtis cannot be shifted into each other.
+	must(t, f.s.SetClientAssertionJWT(storage.WithAssertionClient(ctx, "a:b"), "c", exp))
+	must(t, f.s.SetClientAssertionJWT(storage.WithAssertionClient(ctx, "a"), "b:c", exp))
+	if f.s.ClientAssertionJWTValid(ctx, "fresh-jti") == nil {
+		t.Fatal("a jti checked without its client was accepted")
+	}
+	if f.s.SetClientAssertionJWT(ctx, "fresh-jti", exp) == nil {
+		t.Fatal("a jti recorded without its client was accepted")
+	}
 }
 
 // testTimestamps checks that instants survive the round trip exactly,
