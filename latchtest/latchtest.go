@@ -53,6 +53,9 @@ type Options struct {
 	Log io.Writer
 	// Now is Latch's clock (sessions, keys, storage expiry); nil is time.Now.
 	Now func() time.Time
+	// Background runs the app's background loop (key reloads, janitor,
+	// back-channel logout deliveries) as serve does, until the test ends.
+	Background bool
 }
 
 // Clock is a settable clock for expiry tests.
@@ -131,7 +134,12 @@ func Start(t testing.TB, o Options) *Env {
 	hs.Listener.Close()
 	hs.Listener = ln
 	hs.Start()
+	bg, stop := context.WithCancel(ctx)
+	if o.Background {
+		a.RunBackground(bg)
+	}
 	t.Cleanup(func() {
+		stop()
 		hs.Close()
 		a.Close()
 	})

@@ -143,8 +143,11 @@ func (s *Store) ClaimLogoutDelivery(ctx context.Context, leaseToken string, leas
 		pick += " FOR UPDATE SKIP LOCKED"
 	}
 	var d LogoutDelivery
-	res := s.conn(ctx).Raw("UPDATE logout_deliveries SET leased_until = ?, lease_token = ?, attempts = attempts + 1 WHERE id = ("+pick+") RETURNING *",
-		now.Add(lease), leaseToken, now, now).Scan(&d)
+	// The outer condition repeats the lease test, so a claimer that waited
+	// on the row lock re-checks it against the committed row instead of
+	// trusting its sub-select's snapshot.
+	res := s.conn(ctx).Raw("UPDATE logout_deliveries SET leased_until = ?, lease_token = ?, attempts = attempts + 1 WHERE id = ("+pick+") AND (leased_until IS NULL OR leased_until <= ?) RETURNING *",
+		now.Add(lease), leaseToken, now, now, now).Scan(&d)
 	if res.Error != nil {
 		return nil, fmt.Errorf("claim logout delivery: %w", translate(res.Error))
 	}
