@@ -25,6 +25,7 @@ func (s *Service) Register(g *echo.Group) {
 	g.POST("/clients/:client_id/secret", s.handleRotate)
 	g.GET("/users/:user/authorizations", s.handleListAuthorizations)
 	g.DELETE("/users/:user/authorizations/:client_id", s.handleRevokeAuthorization)
+	g.DELETE("/users/:user/authorizations", s.handleRevokeAllAuthorizations)
 }
 
 // request is the JSON form of Metadata: jwks travels as an object.
@@ -219,7 +220,7 @@ func (s *Service) handleRotate(c echo.Context) error {
 
 // AuthorizationsPage is GET /api/users/{user}/authorizations's answer.
 type AuthorizationsPage struct {
-	Authorizations []storage.Authorization `json:"authorizations"`
+	Authorizations []storage.UserGrant `json:"authorizations"`
 }
 
 func (s *Service) handleListAuthorizations(c echo.Context) error {
@@ -228,9 +229,16 @@ func (s *Service) handleListAuthorizations(c echo.Context) error {
 		return httpError(err)
 	}
 	if list == nil {
-		list = []storage.Authorization{}
+		list = []storage.UserGrant{}
 	}
 	return c.JSON(http.StatusOK, AuthorizationsPage{Authorizations: list})
+}
+
+func (s *Service) handleRevokeAllAuthorizations(c echo.Context) error {
+	if _, err := s.RevokeAllAuthorizations(c.Request().Context(), c.Param("user")); err != nil {
+		return httpError(err)
+	}
+	return c.NoContent(http.StatusNoContent)
 }
 
 func (s *Service) handleRevokeAuthorization(c echo.Context) error {

@@ -140,6 +140,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("RateLimits", func(t *testing.T) { testRateLimits(t, setup(t, open)) })
 	t.Run("EndLoginSessions", func(t *testing.T) { testEndLoginSessions(t, setup(t, open)) })
 	t.Run("LogoutQueue", func(t *testing.T) { testLogoutQueue(t, setup(t, open)) })
+	t.Run("UserGrants", func(t *testing.T) { testUserGrants(t, setup(t, open)) })
 	t.Run("Concurrency", func(t *testing.T) {
 		t.Run("SpendCodeOnce", func(t *testing.T) { testRaceCode(t, setup(t, open)) })
 		t.Run("RotateRefreshOnce", func(t *testing.T) { testRaceRefresh(t, setup(t, open)) })

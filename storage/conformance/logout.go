@@ -180,3 +180,37 @@ func testRaceClaimLogout(t *testing.T, f *fixture) {
 		}
 	}
 }
+
+// testUserGrants: the connected-apps list holds clients with live tokens
+// (remembered or not) and remembered consents, and drops a client whose
+// tokens expired; the revoke-all list names every client with anything.
+func testUserGrants(t *testing.T, f *fixture) {
+	other := f.newClient("client-2")
+	must(t, f.s.RememberAuthorization(f.ctx, "user-1", other.ID, []string{"openid"}))
+	must(t, f.s.CreateAccessTokenSession(f.ctx, "at-1", f.request("req-1")))
+	list, err := f.s.ListUserGrants(f.ctx, "user-1")
+	must(t, err)
+	if len(list) != 2 || list[0].ClientID != f.client.ID || list[1].ClientID != other.ID {
+		t.Fatalf("listed %+v", list)
+	}
+	if g := list[0]; g.Remembered || !g.LiveTokens || len(g.Scopes) != 2 || g.CreatedAt != nil {
+		t.Errorf("unremembered grant with live tokens: %+v", g)
+	}
+	if g := list[1]; !g.Remembered || g.LiveTokens || len(g.Scopes) != 1 || g.CreatedAt == nil {
+		t.Errorf("remembered grant: %+v", g)
+	}
+	if list, _ := f.s.ListUserGrants(f.ctx, "user-2"); len(list) != 0 {
+		t.Errorf("another user's list: %+v", list)
+	}
+	ids, err := f.s.UserGrantClients(f.ctx, "user-1")
+	must(t, err)
+	if len(ids) != 2 {
+		t.Fatalf("clients with grants: %v", ids)
+	}
+	f.clock.Advance(2 * time.Hour) // the access token expires
+	list, err = f.s.ListUserGrants(f.ctx, "user-1")
+	must(t, err)
+	if len(list) != 1 || list[0].ClientID != other.ID {
+		t.Fatalf("after expiry: %+v", list)
+	}
+}
