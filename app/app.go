@@ -102,7 +102,7 @@ func (a *App) prepare(ctx context.Context, opt Options) error {
 	a.Sealer = keys.NewSealer(master)
 	// Keyed values hang off a data key sealed by the master key, so a
 	// master-key rewrap leaves secrets and tokens valid.
-	data, err := keys.LoadDataKey(ctx, a.Store, a.Sealer)
+	data, err := keys.LoadDataKey(ctx, a.Store, a.Sealer, master)
 	if err != nil {
 		return err
 	}
