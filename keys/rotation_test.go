@@ -186,14 +186,23 @@ func TestRewrap(t *testing.T) {
 	if got := jwksKIDs(after); len(got) != len(before) {
 		t.Fatalf("JWKS after rewrap %v, before %v", got, before)
 	}
-	if err := keys.NewManager(s, sealer(t, 1), clk.now, quiet).Reload(ctx); err == nil {
+	if after.Unopened() != 0 {
+		t.Fatalf("new master key leaves %d keys unopened", after.Unopened())
+	}
+	// The old master key opens none of them; the instance still starts and
+	// publishes them, and reports them.
+	old := keys.NewManager(s, sealer(t, 1), clk.now, quiet)
+	if err := old.Reload(ctx); err != nil {
+		t.Fatalf("reload must tolerate keys it cannot open: %v", err)
+	}
+	if old.Unopened() != 3 || len(jwksKIDs(old)) != len(before) {
 		t.Fatal("old master key still opens the rewrapped keys")
 	}
 	// Rewrapping with the wrong current key changes nothing.
 	if _, err := keys.NewManager(s, sealer(t, 9), clk.now, quiet).Rewrap(ctx, sealer(t, 3)); err == nil {
 		t.Fatal("rewrap with a wrong current master key succeeded")
 	}
-	if err := keys.NewManager(s, sealer(t, 2), clk.now, quiet).Reload(ctx); err != nil {
-		t.Fatalf("failed rewrap was not rolled back: %v", err)
+	if m2 := keys.NewManager(s, sealer(t, 2), clk.now, quiet); m2.Reload(ctx) != nil || m2.Unopened() != 0 {
+		t.Fatal("failed rewrap was not rolled back")
 	}
 }
