@@ -174,6 +174,29 @@ func TestConcurrentFirstStarts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The same LATCH_API_KEY on instances starting together is stored
+		// once, and no start fails on the duplicate.
+		withKey := make([]*instance, n)
+		for i := range withKey {
+			withKey[i] = start(configuredKey)
+		}
+		for i := range withKey {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := withKey[i].app.Bootstrap(context.Background(), &bytes.Buffer{}); err != nil {
+					t.Errorf("concurrent start with LATCH_API_KEY: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		after, err := ins[0].app.Store.ListAPIKeys(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(after) != len(keys)+1 || !works(ins[0], configuredKey) {
+			t.Errorf("concurrent starts with LATCH_API_KEY stored %d keys (had %d)", len(after), len(keys))
+		}
 		if ins[0].app.Store.Dialect() == "postgres" {
 			if all != "" || len(keys) != 0 || clients != 0 {
 				t.Errorf("PostgreSQL first starts printed %q and made %d keys, %d clients", all, len(keys), clients)
