@@ -84,11 +84,12 @@ func (a *App) Bootstrap(ctx context.Context, out io.Writer) error {
 		default:
 			warn = append(warn, "no active admin API key: create one with `latch apikey create --name NAME` (or set LATCH_API_KEY)")
 		}
-		if nClients > 0 {
-			return nil
-		}
-		if !sqlite {
+		if !sqlite && nClients == 0 {
 			warn = append(warn, "no clients yet: register one with `latch clients create` or POST /api/clients")
+		}
+		// Only a first start makes the demo client: one an admin deleted
+		// does not come back with the next restart.
+		if !sqlite || !firstStart {
 			return nil
 		}
 		c, plain, err := a.Clients().Create(ctx, clients.Metadata{

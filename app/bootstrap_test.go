@@ -211,3 +211,21 @@ func TestConcurrentFirstStarts(t *testing.T) {
 		}
 	})
 }
+
+// A demo client the admin deleted does not come back with a restart.
+func TestDeletedDemoClientStaysDeleted(t *testing.T) {
+	dir := t.TempDir()
+	a := open(t, dir, nil)
+	id := fieldAfter(bootstrap(t, &instance{app: a}), "client_id:")
+	if err := a.Store.DeleteClient(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	b := open(t, dir, nil)
+	if out := bootstrap(t, &instance{app: b}); out != "" {
+		t.Errorf("restart printed:\n%s", out)
+	}
+	if n, err := b.Store.CountClients(context.Background()); err != nil || n != 0 {
+		t.Errorf("restart re-created the deleted demo client (%d clients, %v)", n, err)
+	}
+}
