@@ -278,6 +278,11 @@ func (s *Server) finishAuthorize(c echo.Context, ar fosite.AuthorizeRequester, g
 // never redirected; after, it is redirected with error, state and iss
 // (RFC 9207), which fosite's own writer leaves out.
 func (s *Server) authorizeError(c echo.Context, ar fosite.AuthorizeRequester, err error) error {
+	if dbUnavailable(err) {
+		// Never redirected: server_error would end the client's attempt,
+		// while the same request works once the database is back.
+		return s.writeUnavailable(c, err)
+	}
 	rfc := fosite.ErrorToRFC6749Error(err)
 	if rfc.CodeField >= 500 {
 		s.log.Error("authorization request failed", "err", err, "cause", rfc.Cause(), "debug", rfc.Debug())

@@ -135,6 +135,9 @@ func (s *Server) tokenError(c echo.Context, ar fosite.AccessRequester, err error
 func (s *Server) revoke(c echo.Context) error {
 	ctx := c.Request().Context()
 	err := s.oauth.NewRevocationRequest(ctx, c.Request())
+	if dbUnavailable(err) {
+		return s.writeUnavailable(c, err)
+	}
 	if err != nil {
 		s.errorHeaders(c, fosite.ErrorToRFC6749Error(err))
 	}
@@ -177,6 +180,9 @@ func (s *Server) introspect(c echo.Context) error {
 	}
 	sess := provider.NewSession()
 	use, ar, err := s.oauth.IntrospectToken(ctx, token, fosite.TokenType(r.PostForm.Get("token_type_hint")), sess)
+	if dbUnavailable(err) {
+		return s.writeUnavailable(c, err)
+	}
 	if err != nil {
 		return c.JSON(http.StatusOK, map[string]any{"active": false})
 	}
@@ -216,6 +222,9 @@ func (s *Server) introspect(c echo.Context) error {
 }
 
 func (s *Server) introspectError(c echo.Context, err error) error {
+	if dbUnavailable(err) {
+		return s.writeUnavailable(c, err)
+	}
 	rfc := fosite.ErrorToRFC6749Error(err)
 	s.errorHeaders(c, rfc)
 	return c.JSON(rfc.CodeField, map[string]string{"error": rfc.ErrorField, "error_description": rfc.GetDescription()})
