@@ -135,7 +135,9 @@ func (s *Server) tokenError(c echo.Context, ar fosite.AccessRequester, err error
 func (s *Server) revoke(c echo.Context) error {
 	ctx := c.Request().Context()
 	err := s.oauth.NewRevocationRequest(ctx, c.Request())
-	if dbUnavailable(err) {
+	// fosite reports a failed store as temporarily_unavailable without
+	// the cause, and its writer would answer that with 200.
+	if dbUnavailable(err) || errors.Is(err, fosite.ErrTemporarilyUnavailable) {
 		return s.writeUnavailable(c, err)
 	}
 	if err != nil {
