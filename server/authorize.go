@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -263,7 +264,15 @@ func (s *Server) finishAuthorize(c echo.Context, ar fosite.AuthorizeRequester, g
 		scopes.Claims(g.scopes, g.claims), g.claims)
 	// dpop_jkt binds the code: the token request must prove that key.
 	sess.JKT = ar.GetRequestForm().Get("dpop_jkt")
-	resp, err := s.oauth.NewAuthorizeResponse(ctx, ar, sess)
+	// The code, PKCE and OIDC rows are written together or not at all: a
+	// database lost between them would leave a live code that can never
+	// be redeemed.
+	var resp fosite.AuthorizeResponder
+	err := s.store.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		resp, err = s.oauth.NewAuthorizeResponse(ctx, ar, sess)
+		return err
+	})
 	if err != nil {
 		return s.authorizeError(c, ar, err)
 	}

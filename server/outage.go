@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -22,8 +23,13 @@ func dbUnavailable(err error) bool { return errors.Is(err, storage.ErrUnavailabl
 
 // writeUnavailable answers 503 temporarily_unavailable with Retry-After, in
 // the JSON shape every endpoint here uses for errors.
+// It logs one line per retryAfter, not one per request: an outage under
+// load would otherwise flood the log with the same news.
 func (s *Server) writeUnavailable(c echo.Context, err error) error {
-	s.log.Warn("database unavailable", "method", c.Request().Method, "path", c.Path(), "err", err)
+	now := time.Now().Unix()
+	if last := s.outageLogged.Load(); now-last >= retryAfter && s.outageLogged.CompareAndSwap(last, now) {
+		s.log.Warn("database unavailable; answering 503", "method", c.Request().Method, "path", c.Path(), "err", err.Error())
+	}
 	h := c.Response().Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("Retry-After", strconv.Itoa(retryAfter))

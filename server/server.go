@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -40,6 +41,7 @@ type Store interface {
 	Authorization(ctx context.Context, subject, clientID string) (*storage.Authorization, error)
 	APIKeyByHash(ctx context.Context, hash string) (*storage.APIKey, error)
 	RevokeGrant(ctx context.Context, requestID string) error
+	InTx(ctx context.Context, fn func(ctx context.Context) error) error
 }
 
 // Options are the HTTP-level settings.
@@ -90,6 +92,8 @@ type Server struct {
 	echo    *echo.Echo
 	metrics *httpMetrics
 	audit   *audit.Recorder
+	// outageLogged is when a database outage was last logged (outage.go).
+	outageLogged atomic.Int64
 	// API is the /api group (admin API key required), for other packages'
 	// routes.
 	API *echo.Group
