@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -115,6 +116,66 @@ func FuzzTokenForm(f *testing.F) {
 		rec := serve(t, env, req)
 		if rec.Code != http.StatusOK && !strings.Contains(rec.Body.String(), `"error"`) {
 			t.Fatalf("token %q: %d without an OAuth error body: %s", form, rec.Code, rec.Body.String())
+		}
+	})
+}
+
+// FuzzApprovalJSON sends host-app decisions through the approval API for a
+// fresh pending sign-in each time, and on a 200 follows the browser back
+// through resume: no body may produce a 5xx on either side.
+func FuzzApprovalJSON(f *testing.F) {
+	env, ids, _ := fuzzEnv(f)
+	authorize := ids("/oauth2/authorize?response_type=code&client_id=CLIENT&redirect_uri=https%3A%2F%2Fclient.example%2Fcb" +
+		"&scope=openid+profile+offline_access&state=state-123456&nonce=nonce-123456" +
+		"&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256")
+	for _, seed := range []string{
+		`{"user":"alice"}`,
+		`{"user":"alice","scopes":["openid"],"remember":true,"auth_time":1700000000,"acr":"urn:mace:incommon:iap:silver"}`,
+		`{"user":"alice","claims":{"email":"a@example.com","name":"A","nested":{"x":[1,2,{"y":null}]},"sub":"override"}}`,
+		`{"user":"alice","scopes":["admin"]}`,
+		`{"user":"alice","scopes":[]}`,
+		`{"user":"alice","auth_time":-1}`,
+		`{"user":"alice","auth_time":99999999999999}`,
+		`{"user":"\u0000\ud800"}`,
+		`{"user":" "}`,
+		`{"user":"alice","claims":{"email_verified":"yes","updated_at":1e308}}`,
+		`{"user":"alice","extra":1}`,
+		`{"user":["alice"]}`,
+		`{"user":"alice"} trailing`,
+		`null`, `{}`, ``,
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		rec := serve(t, env, httptest.NewRequest("GET", authorize, nil))
+		loc, err := url.Parse(rec.Header().Get("Location"))
+		if rec.Code != http.StatusSeeOther || err != nil || loc.Query().Get("token") == "" {
+			t.Fatalf("authorize: %d %s", rec.Code, rec.Header().Get("Location"))
+		}
+		cookies := rec.Result().Cookies()
+		req := httptest.NewRequest("POST", "/api/auth_session/"+loc.Query().Get("token")+"/approve", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-API-Key", latchtest.APIKey)
+		rec = serve(t, env, req)
+		if rec.Code != http.StatusOK {
+			if !strings.Contains(rec.Body.String(), `"error"`) {
+				t.Fatalf("approve %q: %d without an error body", body, rec.Code)
+			}
+			return
+		}
+		var out struct {
+			RedirectURI string `json:"redirect_uri"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+			t.Fatal(err)
+		}
+		resume := httptest.NewRequest("GET", out.RedirectURI, nil)
+		for _, c := range cookies {
+			resume.AddCookie(c)
+		}
+		rec = serve(t, env, resume)
+		if rec.Code != http.StatusSeeOther || !strings.HasPrefix(rec.Header().Get("Location"), "https://client.example/cb?") {
+			t.Fatalf("resume after approving %q: %d %s", body, rec.Code, rec.Header().Get("Location"))
 		}
 	})
 }
