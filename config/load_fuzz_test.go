@@ -34,11 +34,13 @@ func FuzzLoad(f *testing.F) {
 	} {
 		f.Add(seed.yaml, seed.key, seed.val)
 	}
+	// One file per worker process, rewritten per input: inputs run one at
+	// a time in a worker, and a directory per input halves the exec rate.
+	path := filepath.Join(f.TempDir(), "latch.yaml")
 	f.Fuzz(func(t *testing.T, yaml, key, val string) {
 		if key == EnvConfigFile || strings.ContainsAny(key, "=\x00") {
 			return
 		}
-		path := filepath.Join(t.TempDir(), "latch.yaml")
 		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 			t.Fatal(err)
 		}
