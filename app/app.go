@@ -112,13 +112,15 @@ func (a *App) prepare(ctx context.Context, opt Options) error {
 	a.Sealer = keys.NewSealer(master)
 	// Keyed values hang off a data key sealed by the master key, so a
 	// master-key rewrap leaves secrets and tokens valid.
-	data, err := keys.LoadDataKey(ctx, a.Store, a.Sealer)
+	data, err := keys.LoadDataKey(ctx, a.Store, a.Sealer, master)
 	if err != nil {
 		return err
 	}
 	a.Hasher = secret.NewHasher(data.Derive("secret-hash"))
-	a.Keys = keys.NewManager(a.Store, a.Sealer, a.Now, a.Log)
-	if err := a.Keys.Ensure(ctx, keys.ES256); err != nil {
+	a.Keys = keys.NewManager(a.Store, a.Sealer, a.Now, a.Log).WithAudit(a.Audit())
+	// Every algorithm's key exists from the start (made under the rotation
+	// lock), so no instance creates one lazily that the others do not know.
+	if err := a.Keys.Ensure(ctx, keys.ES256, keys.RS256); err != nil {
 		return err
 	}
 	a.hmacKey = data.Derive("token-hmac")
@@ -164,6 +166,10 @@ func (a *App) Server() *server.Server {
 	cfg := a.Config
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "latch_signing_keys_unopened",
+		Help: "Published signing keys this instance cannot open with its master key (they verify but never sign here).",
+	}, func() float64 { return float64(a.Keys.Unopened()) }))
 	rec := a.Audit()
 	appr := approval.New(a.Store, a.Scopes, cfg.Issuer, a.Now, rec)
 	sessions := a.Logout()

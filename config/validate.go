@@ -143,7 +143,7 @@ func (c *Config) validate(ps *problems) {
 	}
 	// A key retired before the tokens it signed expire would make those
 	// tokens unverifiable through the JWKS.
-	if longest := max(c.Tokens.AccessTokenLifetime, c.Tokens.IDTokenLifetime); c.Keys.RetireAfter > 0 && c.Keys.RetireAfter < longest {
+	if longest := max(c.Tokens.AccessTokenLifetime, c.Tokens.IDTokenLifetime); c.Keys.RetireAfter < longest {
 		ps.add("keys.retire_after", "must be at least the longest JWT lifetime (%s), got %s", longest, c.Keys.RetireAfter)
 	}
 	if c.Janitor.Interval < 0 {

@@ -426,20 +426,28 @@ func (s *Server) authorizeResponse(ctx context.Context, ar fosite.AuthorizeReque
 		}
 		sess.Claims.Extra["sid"] = g.sid
 	}
-	resp, err := s.oauth.NewAuthorizeResponse(ctx, ar, sess)
-	if err != nil {
-		return nil, err
-	}
-	if g.sid != "" {
-		// The session's end must reach this client and may revoke what
-		// this grant leads to; the note commits with the code.
-		err := s.store.RecordSessionGrant(ctx, &storage.SessionGrant{
+	// The code, PKCE and OIDC rows are written together or not at all: a
+	// database lost between them would leave a live code that can never
+	// be redeemed. The note that the client got a grant under the login
+	// session (whose end must reach it and may revoke the grant) commits
+	// with them.
+	var resp fosite.AuthorizeResponder
+	err := s.store.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		if resp, err = s.oauth.NewAuthorizeResponse(ctx, ar, sess); err != nil || g.sid == "" {
+			return err
+		}
+		err = s.store.RecordSessionGrant(ctx, &storage.SessionGrant{
 			SID: g.sid, RequestID: ar.GetID(), ClientID: ar.GetClient().GetID(), Subject: g.subject,
 			Offline: slices.Contains(g.scopes, "offline_access"), ExpiresAt: g.sessionExpires.UTC(),
 		})
 		if err != nil {
-			return nil, fmt.Errorf("record the grant under its login session: %w", err)
+			return fmt.Errorf("record the grant under its login session: %w", err)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	resp.AddParameter("iss", s.opt.Issuer)
 	// fosite always adds scope, empty when nothing was granted; an empty
@@ -464,6 +472,11 @@ func (s *Server) writeAuthorizeResponse(c echo.Context, ar fosite.AuthorizeReque
 // page either way: redirecting server_error would end a sign-in that a
 // retry could finish.
 func (s *Server) authorizeError(c echo.Context, ar fosite.AuthorizeRequester, err error) error {
+	if dbUnavailable(err) {
+		// Never redirected: server_error would end the client's attempt,
+		// while the same request works once the database is back.
+		return s.writeUnavailable(c, err)
+	}
 	rfc := fosite.ErrorToRFC6749Error(err)
 	// fosite reports any failed client lookup as invalid_client; only a
 	// client that is not there is the request's fault.

@@ -87,12 +87,16 @@ func TestJWKSPublishesTheSigningKeyWithKid(t *testing.T) {
 	if err := json.Unmarshal(body, &set); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("jwks: %d %v", resp.StatusCode, err)
 	}
-	if len(set.Keys) != 1 {
-		t.Fatalf("want one key, got %v", set.Keys)
+	// One key per supported algorithm, made at start (docs/postgres.md).
+	if len(set.Keys) != 2 {
+		t.Fatalf("want an ES256 and an RS256 key, got %v", set.Keys)
 	}
-	k := set.Keys[0]
-	if k["kty"] != "EC" || k["crv"] != "P-256" || k["alg"] != "ES256" || k["use"] != "sig" || k["kid"] == "" || k["d"] != nil {
-		t.Errorf("jwk %v: want a public P-256 ES256 signing key with kid", k)
+	for _, k := range set.Keys {
+		ec := k["kty"] == "EC" && k["crv"] == "P-256" && k["alg"] == "ES256"
+		rsa := k["kty"] == "RSA" && k["alg"] == "RS256"
+		if !(ec || rsa) || k["use"] != "sig" || k["kid"] == "" || k["d"] != nil || k["p"] != nil {
+			t.Errorf("jwk %v: want a public P-256 ES256 or RSA RS256 signing key with kid", k)
+		}
 	}
 }
 

@@ -96,6 +96,11 @@ func (s *Server) resourceAuth(c echo.Context, path string) (fosite.AccessRequest
 	}
 	sess := provider.NewSession()
 	use, ar, err := s.oauth.IntrospectToken(c.Request().Context(), token, fosite.AccessToken, sess)
+	if dbUnavailable(err) {
+		// Not invalid_token: a client told that discards a valid token.
+		_ = s.writeUnavailable(c, err)
+		return nil, nil, false
+	}
 	if err != nil || use != fosite.AccessToken {
 		s.challengeAs(c, isDPoP, "invalid_token", "The access token is invalid, expired or revoked.")
 		return nil, nil, false

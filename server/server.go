@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -103,6 +104,8 @@ type Server struct {
 	metrics *httpMetrics
 	limits  *limiters
 	audit   *audit.Recorder
+	// outageLogged is when a database outage was last logged (outage.go).
+	outageLogged atomic.Int64
 	// sessions ends login sessions (sign-out).
 	sessions Sessions
 	// API is the /api group (admin API key required), for other packages'

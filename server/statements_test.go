@@ -150,9 +150,11 @@ func testStatementBudgets(t *testing.T, dsn string) {
 		// the decided row; audit key used and session approved.
 		{"approve", 5, 0, "api key, read, decide+returning, 2 audit"},
 		// Conditional complete returning the session, login session insert,
-		// code + PKCE + OIDC rows (fosite stores them one by one), the note
-		// that the client got a grant under the login session; audit.
-		{"resume", 7, 1, "complete+returning, login, code, pkce, oidc, session-grant note (who hears of the session's end), audit; one transaction so a failure leaves the session resumable"},
+		// code + PKCE + OIDC rows (fosite stores them one by one, so in one
+		// transaction: an outage between them left a live code without its
+		// PKCE row, scaleout.TestPostgresStopsMidFlow), the note that the
+		// client got a grant under the login session; audit.
+		{"resume", 7, 1, "complete+returning, login, code, pkce, oidc, session-grant note (who hears of the session's end) (one tx), audit"},
 		// Read the code (fosite's second read is served from memory) and
 		// the PKCE row; in one transaction: lock the user's grant, spend the
 		// code, insert access and refresh; after it, read the OIDC session

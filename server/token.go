@@ -216,6 +216,9 @@ func clientAuthError(err error) error {
 // the database failed (the token may still be live; the client must retry),
 // the OAuth error otherwise.
 func (s *Server) revokeError(c echo.Context, err error) error {
+	if dbUnavailable(err) {
+		return s.writeUnavailable(c, err)
+	}
 	if errors.Is(err, storage.ErrUnavailable) || errors.Is(err, fosite.ErrSerializationFailure) {
 		err = fosite.ErrTemporarilyUnavailable.WithWrap(err).WithHint("The revocation could not complete; nothing was revoked. Retry shortly.")
 	}
@@ -265,6 +268,9 @@ func (s *Server) introspect(c echo.Context) error {
 	}
 	sess := provider.NewSession()
 	use, ar, err := s.oauth.IntrospectToken(ctx, token, fosite.TokenType(r.PostForm.Get("token_type_hint")), sess)
+	if dbUnavailable(err) {
+		return s.writeUnavailable(c, err)
+	}
 	if err != nil {
 		return c.JSON(http.StatusOK, map[string]any{"active": false})
 	}
@@ -304,6 +310,9 @@ func (s *Server) introspect(c echo.Context) error {
 }
 
 func (s *Server) introspectError(c echo.Context, err error) error {
+	if dbUnavailable(err) {
+		return s.writeUnavailable(c, err)
+	}
 	rfc := fosite.ErrorToRFC6749Error(err)
 	s.errorHeaders(c, rfc)
 	return c.JSON(rfc.CodeField, map[string]string{"error": rfc.ErrorField, "error_description": rfc.GetDescription()})
