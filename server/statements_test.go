@@ -104,6 +104,19 @@ func (g *grantOps) run() map[string]latchtest.Counts {
 		t.Fatalf("userinfo: %d", resp.StatusCode)
 	}
 	got["userinfo"] = g.count.Take()
+
+	// The host app ends alice's one login session (from this pass's login).
+	req, _ = http.NewRequest("DELETE", env.URL+"/api/users/alice/sessions", nil)
+	req.Header.Set("X-API-Key", latchtest.APIKey)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("end sessions: %d", resp.StatusCode)
+	}
+	got["end sessions"] = g.count.Take()
 	return got
 }
 
@@ -172,6 +185,11 @@ func testStatementBudgets(t *testing.T, dsn string) {
 		{"client_credentials", 2, 0, "insert access, audit"},
 		{"introspection", 1, 0, "read token"},
 		{"userinfo", 1, 0, "read token"},
+		// API key lookup; in one transaction: delete the user's sessions
+		// and the notes of their grants, both returning what they removed
+		// (the offline_access grant is not revoked and the client has no
+		// back-channel URI, so nothing more); audit key used and the end.
+		{"end sessions", 5, 1, "api key, delete sessions+returning, delete grant notes+returning, 2 audit"},
 	}
 	for _, b := range budgets {
 		c := got[b.op]
