@@ -244,10 +244,26 @@ func (s *Service) handleListAuthorizations(c echo.Context) error {
 }
 
 func (s *Service) handleRevokeAllAuthorizations(c echo.Context) error {
-	if _, err := s.RevokeAllAuthorizations(c.Request().Context(), c.Param("user")); err != nil {
+	_, err := s.RevokeAllAuthorizations(c.Request().Context(), c.Param("user"))
+	if err := revocationFailed(err); err != nil {
+		return err
+	}
+	if err != nil {
 		return httpError(err)
 	}
 	return c.NoContent(http.StatusNoContent)
+}
+
+// revocationFailed is the answer to a revocation the database aborted
+// (deadlock, after the store's own retries) or could not reach: what was
+// revoked stays revoked, and a retry finishes the rest. Not httpError's
+// 409, which speaks of client ids. nil for any other outcome.
+func revocationFailed(err error) error {
+	if storage.IsConflict(err) || errors.Is(err, storage.ErrUnavailable) {
+		return &apierror.Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable",
+			Description: "the revocation could not complete; retry", Cause: err}
+	}
+	return nil
 }
 
 func (s *Service) handleRevokeAuthorization(c echo.Context) error {
@@ -255,12 +271,8 @@ func (s *Service) handleRevokeAuthorization(c echo.Context) error {
 	if storage.IsNotFound(err) {
 		return apierror.NotFound("this user has no authorization for this client")
 	}
-	if storage.IsConflict(err) || errors.Is(err, storage.ErrUnavailable) {
-		// The store already retried a revocation the database aborted
-		// (deadlock); nothing is revoked and the caller may retry. Not
-		// httpError's 409, which speaks of client ids.
-		return &apierror.Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable",
-			Description: "the revocation could not complete; retry", Cause: err}
+	if err := revocationFailed(err); err != nil {
+		return err
 	}
 	if err != nil {
 		return httpError(err)

@@ -23,6 +23,11 @@ func (s *Service) handleEndUserSessions(c echo.Context) error {
 		return apierror.BadRequest("user must be 1 to 255 characters")
 	}
 	if _, err := s.End(c.Request().Context(), storage.SessionSelector{Subject: user}, ReasonAPI); err != nil {
+		if storage.IsConflict(err) {
+			// The database aborted the end in favour of a concurrent
+			// transaction; nothing ended, and a retry will.
+			return apierror.Unavailable(err)
+		}
 		return apierror.Internal(err)
 	}
 	return c.NoContent(http.StatusNoContent)
