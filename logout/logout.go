@@ -166,7 +166,7 @@ func (s *Service) End(ctx context.Context, sel storage.SessionSelector, reason s
 	}
 	for _, e := range ended {
 		s.audit.Record(ctx, audit.Event{Name: audit.SessionEnded, User: e.Subject,
-			Details: map[string]any{"reason": reason, "sid": e.SID, "clients": len(e.Grants)}})
+			Details: map[string]any{"reason": reason, "sid": e.SID, "grants": len(e.Grants)}})
 	}
 	if len(ended) > 0 {
 		s.log.Debug("login sessions ended", "reason", reason, "sessions", len(ended), "logout_tokens", queued, "revoked_grants", revoked)
