@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -173,12 +174,12 @@ func Parse(raw string) (*Proof, error) {
 		return nil, fmt.Errorf("%w: bad signature", ErrMalformed)
 	}
 	var c struct {
-		JTI   string       `json:"jti"`
-		HTM   string       `json:"htm"`
-		HTU   string       `json:"htu"`
-		IAT   *json.Number `json:"iat"`
-		ATH   string       `json:"ath"`
-		Nonce string       `json:"nonce"`
+		JTI   string          `json:"jti"`
+		HTM   string          `json:"htm"`
+		HTU   string          `json:"htu"`
+		IAT   json.RawMessage `json:"iat"`
+		ATH   string          `json:"ath"`
+		Nonce string          `json:"nonce"`
 	}
 	if err := json.Unmarshal(payload, &c); err != nil {
 		return nil, fmt.Errorf("%w: claims", ErrMalformed)
@@ -186,7 +187,8 @@ func Parse(raw string) (*Proof, error) {
 	if c.JTI == "" || len(c.JTI) > 256 || c.HTM == "" || c.HTU == "" || c.IAT == nil {
 		return nil, fmt.Errorf("%w: jti, htm, htu and iat are required", ErrMalformed)
 	}
-	iat, err := c.IAT.Float64()
+	// A raw number, not json.Number: that would also take "123" quoted.
+	iat, err := strconv.ParseFloat(string(c.IAT), 64)
 	if err != nil || iat < 0 || iat > 1<<40 {
 		return nil, fmt.Errorf("%w: iat must be a number", ErrMalformed)
 	}

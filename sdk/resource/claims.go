@@ -10,6 +10,9 @@ import (
 // claimsFrom reads the registered claims out of a token's (or an
 // introspection answer's) JSON, refusing wrong types instead of guessing.
 func claimsFrom(raw map[string]any) (*Claims, error) {
+	if raw == nil {
+		return nil, errors.New("claims must be a JSON object")
+	}
 	c := &Claims{Raw: raw}
 	var err error
 	str := func(name string) string {

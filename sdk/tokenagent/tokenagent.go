@@ -224,19 +224,24 @@ func (a *Agent) run(ctx context.Context, f *flight, old *Token) {
 }
 
 // due says whether t must be refreshed now.
-func (a *Agent) due(t *Token) bool {
-	now := a.now()
-	if !t.Expiry.IsZero() && !now.Before(t.Expiry.Add(-a.cfg.RefreshBefore)) {
-		return true
+func (a *Agent) due(t *Token) bool { return !a.now().Before(a.dueAt(t)) }
+
+// dueAt is when t must be refreshed: RefreshBefore ahead of its expiry, or
+// RefreshEvery after it was obtained, whichever comes first; a token of
+// unknown lifetime lives DefaultLifetime.
+func (a *Agent) dueAt(t *Token) time.Time {
+	var at time.Time
+	if t.Expiry.IsZero() {
+		at = t.ObtainedAt.Add(a.cfg.DefaultLifetime)
+	} else {
+		at = t.Expiry.Add(-a.cfg.RefreshBefore)
 	}
-	life := a.cfg.DefaultLifetime
-	if a.cfg.RefreshEvery > 0 && (t.Expiry.IsZero() || a.cfg.RefreshEvery < life) {
-		life = a.cfg.RefreshEvery
+	if a.cfg.RefreshEvery > 0 {
+		if every := t.ObtainedAt.Add(a.cfg.RefreshEvery); every.Before(at) {
+			at = every
+		}
 	}
-	if t.Expiry.IsZero() || a.cfg.RefreshEvery > 0 {
-		return !now.Before(t.ObtainedAt.Add(life))
-	}
-	return false
+	return at
 }
 
 // Invalidate marks tok unusable (the API answered 401 invalid_token), so
@@ -264,14 +269,7 @@ func (a *Agent) Run(ctx context.Context) {
 		wait := time.Second
 		a.mu.Lock()
 		if t := a.tok; t != nil && !a.stale {
-			next := t.ObtainedAt.Add(a.cfg.DefaultLifetime)
-			if a.cfg.RefreshEvery > 0 && t.ObtainedAt.Add(a.cfg.RefreshEvery).Before(next) {
-				next = t.ObtainedAt.Add(a.cfg.RefreshEvery)
-			}
-			if !t.Expiry.IsZero() && (a.cfg.RefreshEvery == 0 || t.Expiry.Add(-a.cfg.RefreshBefore).Before(next)) {
-				next = t.Expiry.Add(-a.cfg.RefreshBefore)
-			}
-			wait = max(next.Sub(a.now()), time.Second)
+			wait = max(a.dueAt(t).Sub(a.now()), time.Second)
 		}
 		a.mu.Unlock()
 		select {
