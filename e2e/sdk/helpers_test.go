@@ -2,6 +2,8 @@ package sdke2e
 
 import (
 	"encoding/base64"
+	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 )
@@ -19,3 +21,5 @@ func decodePayload(t *testing.T, jwt string) string {
 	}
 	return string(b)
 }
+
+func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }
