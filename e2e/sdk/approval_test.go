@@ -236,10 +236,13 @@ func TestFlowHandler(t *testing.T) {
 		if decision == "approve" && loc.Query().Get("code") == "" || decision == "deny" && !strings.HasPrefix(loc.Query().Get("error_description"), "not today") {
 			t.Fatalf("%s landed on %s", decision, loc)
 		}
-		// The same session again: already decided.
+		// The same session again: already decided, for a post and a page.
 		resp, _ = b.HTTP.PostForm(srv.URL+"/approve", url.Values{"token": {id}})
 		if resp.StatusCode != http.StatusConflict {
 			t.Fatalf("decided twice: %d", resp.StatusCode)
+		}
+		if resp, _ := b.Get(srv.URL + "/approve?token=" + url.QueryEscape(id)); resp.StatusCode != http.StatusConflict {
+			t.Fatalf("the page of a decided session: %d", resp.StatusCode)
 		}
 	}
 	resp, _ := b.Get(srv.URL + "/approve?token=nope")

@@ -68,6 +68,12 @@ func (f *Flow) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.fail(w, r, err)
 		return
 	}
+	if s.State != "" && s.State != "pending" {
+		// Latch still shows a decided session (until it expires); a
+		// consent page for it would only end in a 409.
+		f.fail(w, r, &Error{Status: http.StatusConflict, Code: "conflict", Description: "this request was already " + s.State})
+		return
+	}
 	r = r.WithContext(context.WithValue(r.Context(), sessionKey{}, s))
 	if r.Method != http.MethodPost {
 		w.Header().Set("Cache-Control", "no-store")
