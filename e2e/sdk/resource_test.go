@@ -16,6 +16,7 @@ import (
 
 	"github.com/latchhq/latch/clients"
 	"github.com/latchhq/latch/config"
+	"github.com/latchhq/latch/examples/stack"
 	"github.com/latchhq/latch/keys"
 	"github.com/latchhq/latch/latchtest"
 	"github.com/latchhq/latch/sdk/dpop"
@@ -37,6 +38,12 @@ func authOpts(aud string) []oauth2.AuthCodeOption {
 		o = append(o, oauth2.SetAuthURLParam(k, v[0]))
 	}
 	return o
+}
+
+// withResources makes api and the other audience known to Latch (RFC 8707)
+// when it has resource indicators.
+func withResources(c *config.Config) {
+	stack.ConfigureResources(c, api, "https://other.example/v1")
 }
 
 // apiClient registers a client allowed to ask for api (and other) tokens.
@@ -99,7 +106,7 @@ func get(t *testing.T, u string, hdr map[string]string) (*http.Response, string)
 }
 
 func TestResourceMiddlewareWithLatchTokens(t *testing.T) {
-	env := latchtest.Start(t, latchtest.Options{})
+	env := latchtest.Start(t, latchtest.Options{Configure: withResources})
 	c := apiClient(env, "authorization_code", "refresh_token")
 	rp := env.NewRP(c)
 	login := func(aud string, scopes ...string) *oauth2.Token {
@@ -176,7 +183,7 @@ func TestResourceMiddlewareWithLatchTokens(t *testing.T) {
 // A DPoP-bound token from Latch: refused without a proof, as a bearer
 // token, and with a replayed proof; accepted with a fresh one.
 func TestResourceDPoPWithLatchTokens(t *testing.T) {
-	env := latchtest.Start(t, latchtest.Options{})
+	env := latchtest.Start(t, latchtest.Options{Configure: withResources})
 	c := apiClient(env, "client_credentials")
 	key, err := dpop.NewKey()
 	if err != nil {
@@ -233,7 +240,7 @@ func hasChallenge(resp *http.Response, prefix string) bool {
 
 // Opaque tokens go through introspection, with the answer cached briefly.
 func TestResourceIntrospection(t *testing.T) {
-	env := latchtest.Start(t, latchtest.Options{Configure: func(c *config.Config) { c.Tokens.AccessTokenFormat = config.AccessTokenOpaque }})
+	env := latchtest.Start(t, latchtest.Options{Configure: func(c *config.Config) { withResources(c); c.Tokens.AccessTokenFormat = config.AccessTokenOpaque }})
 	c := apiClient(env, "client_credentials")
 	cc := func(aud string) string {
 		a, _ := tokenagent.New(ctx, tokenagent.Config{TokenURL: env.URL + "/oauth2/token", ClientID: c.ID, ClientSecret: c.Secret,
@@ -286,7 +293,7 @@ func revoke(t *testing.T, env *latchtest.Env, c latchtest.Client, tok string) {
 // After Latch rotates its signing key, tokens signed by the new key pass:
 // the unknown kid makes the verifier fetch the JWKS again.
 func TestResourceKeyRotation(t *testing.T) {
-	env := latchtest.Start(t, latchtest.Options{})
+	env := latchtest.Start(t, latchtest.Options{Configure: withResources})
 	c := apiClient(env, "client_credentials")
 	agent, _ := tokenagent.New(ctx, tokenagent.Config{TokenURL: env.URL + "/oauth2/token", ClientID: c.ID, ClientSecret: c.Secret,
 		ClientCredentials: true, Scopes: []string{"profile"}, Params: audienceParams(api)}, nil)

@@ -21,6 +21,7 @@ type clock struct {
 
 func (c *clock) now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+func (c *clock) set(t time.Time)         { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 // introspect asks Latch (as the host app) whether a token is active.
 func introspect(t *testing.T, env *latchtest.Env, tok string) map[string]any {
@@ -44,7 +45,7 @@ func introspect(t *testing.T, env *latchtest.Env, tok string) map[string]any {
 // expiry, every caller gets the new token, and Latch never sees a spent
 // refresh token (which would revoke the whole grant).
 func TestAgentConcurrentCallers(t *testing.T) {
-	env := latchtest.Start(t, latchtest.Options{})
+	env := latchtest.Start(t, latchtest.Options{Configure: withResources})
 	c := apiClient(env, "authorization_code", "refresh_token")
 	rp := env.NewRP(c)
 	first := rp.Login(t, latchtest.NewBrowser(t), []string{"openid", "profile", "offline_access"}, map[string]any{"user": "ann"})
@@ -97,7 +98,7 @@ func TestAgentConcurrentCallers(t *testing.T) {
 // When the refresh token is refused (revoked here), an agent configured
 // with client credentials recovers with a token of its own.
 func TestAgentFallsBackToClientCredentials(t *testing.T) {
-	env := latchtest.Start(t, latchtest.Options{})
+	env := latchtest.Start(t, latchtest.Options{Configure: withResources})
 	c := apiClient(env, "authorization_code", "refresh_token", "client_credentials")
 	rp := env.NewRP(c)
 	first := rp.Login(t, latchtest.NewBrowser(t), []string{"openid", "profile", "offline_access"}, map[string]any{"user": "ann"})
@@ -106,7 +107,7 @@ func TestAgentFallsBackToClientCredentials(t *testing.T) {
 	agent, _ := tokenagent.New(ctx, tokenagent.Config{TokenURL: env.URL + "/oauth2/token", ClientID: c.ID, ClientSecret: c.Secret,
 		ClientCredentials: true, Scopes: []string{"profile"}, Now: clk.now},
 		&tokenagent.Token{AccessToken: first.AccessToken, TokenType: first.TokenType, RefreshToken: first.RefreshToken, Expiry: first.Expiry})
-	clk.advance(time.Until(first.Expiry) + time.Second)
+	clk.set(first.Expiry.Add(time.Second))
 	tok, err := agent.Token()
 	if err != nil {
 		t.Fatal(err)
@@ -121,6 +122,7 @@ func TestAgentFallsBackToClientCredentials(t *testing.T) {
 	// refresh token is not tried again.
 	first = rp.Login(t, latchtest.NewBrowser(t), []string{"openid", "profile", "offline_access"}, map[string]any{"user": "ann"})
 	revoke(t, env, c, first.RefreshToken)
+	clk.set(first.Expiry.Add(time.Second))
 	agent, _ = tokenagent.New(ctx, tokenagent.Config{TokenURL: env.URL + "/oauth2/token", ClientID: c.ID, ClientSecret: c.Secret, Now: clk.now},
 		&tokenagent.Token{AccessToken: first.AccessToken, RefreshToken: first.RefreshToken, Expiry: first.Expiry})
 	if _, err := agent.Token(); err == nil || !strings.Contains(err.Error(), "invalid_grant") {

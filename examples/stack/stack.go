@@ -112,6 +112,7 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	cfg.MasterKey = base64.StdEncoding.EncodeToString([]byte(secret(24))[:32])
 	cfg.API.Key = s.APIKey
 	cfg.Approval.URL = hostURL + "/oauth/approve"
+	ConfigureResources(cfg, hostapp.Resource(hostURL))
 	if o.Configure != nil {
 		o.Configure(cfg)
 	}

@@ -335,7 +335,7 @@ func ParseAuthorization(values []string) (scheme, token string, err error) {
 	h := values[0]
 	sp := strings.IndexByte(h, ' ')
 	if sp < 0 {
-		return "", "", &Error{Status: http.StatusUnauthorized, Code: "invalid_request", Description: "the Authorization header must be \"Bearer <token>\" or \"DPoP <token>\""}
+		return "", "", &Error{Status: http.StatusBadRequest, Code: "invalid_request", Description: "the Authorization header must be \"Bearer <token>\" or \"DPoP <token>\""}
 	}
 	switch strings.ToLower(h[:sp]) {
 	case "bearer":

@@ -203,3 +203,24 @@ func TestFileStore(t *testing.T) {
 		t.Fatalf("temporary files left behind: %v", entries)
 	}
 }
+
+// Run refreshes as the token falls due, with nobody asking.
+func TestRunRefreshesInBackground(t *testing.T) {
+	s := &tokenServer{response: func(n int, f map[string]string) (int, map[string]any, http.Header) {
+		return 200, map[string]any{"access_token": "at", "token_type": "Bearer", "expires_in": 2}, nil
+	}}
+	a, _ := New(context.Background(), Config{TokenURL: s.start(t), ClientID: "c", ClientSecret: "s", ClientCredentials: true, RefreshBefore: time.Second}, nil)
+	if _, err := a.Token(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go a.Run(ctx)
+	deadline := time.Now().Add(10 * time.Second)
+	for a.Requests() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no background refresh: %d requests", a.Requests())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
