@@ -250,7 +250,9 @@ func (v *Verifier) WriteError(w http.ResponseWriter, r *http.Request, err error)
 	if e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden || e.Status == http.StatusBadRequest {
 		params := func(scheme string) string {
 			var p []string
-			if e.Code != "" && (e.scheme == scheme || e.scheme == "") {
+			// The error rides on the challenge of the scheme it concerns;
+			// when DPoP is required that is the only challenge sent.
+			if e.Code != "" && (e.scheme == scheme || e.scheme == "" || v.cfg.DPoP.Required) {
 				p = append(p, `error="`+e.Code+`"`)
 				if e.Description != "" {
 					p = append(p, `error_description="`+quote(e.Description)+`"`)

@@ -318,7 +318,11 @@ func TestDPoP(t *testing.T) {
 	}
 
 	req := is.verifier(func(c *Config) { c.DPoP.Required = true })
-	if w := call(req, nil, map[string]string{"Authorization": "Bearer " + is.mint(is.claims(nil), "")}); w.Code != 401 || len(w.Header().Values("WWW-Authenticate")) != 1 {
+	if w := call(req, nil, map[string]string{"Authorization": "Bearer x.y.z"}); !strings.HasPrefix(w.Header().Get("WWW-Authenticate"), `DPoP error="invalid_token"`) {
+		t.Fatalf("a bad token where DPoP is required: %q", w.Header().Values("WWW-Authenticate"))
+	}
+	if w := call(req, nil, map[string]string{"Authorization": "Bearer " + is.mint(is.claims(nil), "")}); w.Code != 401 || len(w.Header().Values("WWW-Authenticate")) != 1 ||
+		!strings.HasPrefix(w.Header().Get("WWW-Authenticate"), `DPoP error="invalid_token"`) {
 		t.Fatalf("bearer where DPoP is required: %d %q", w.Code, w.Header().Values("WWW-Authenticate"))
 	}
 }
