@@ -32,6 +32,18 @@ type AuditFilter struct {
 	// Before is a cursor: only events with a smaller id (older) qualify.
 	Before int64
 	Limit  int
+
+	// Ascending lists oldest first, for an exporter that follows the log.
+	// After is its cursor: only events with a larger id qualify.
+	Ascending bool
+	After     int64
+	// SettledBefore, with Ascending, ends the list at the first event
+	// stamped at or after it. A row's id is drawn when its insert starts but
+	// the row is visible only once it commits, so a younger row can be read
+	// while an older id is still in flight; an exporter that jumped past it
+	// would never see it. Once every insert stamped before this time has
+	// committed or failed, no id below the last one returned can appear.
+	SettledBefore time.Time
 }
 
 // InsertAudit appends an event; a zero time is the store's now.
@@ -46,9 +58,13 @@ func (s *Store) InsertAudit(ctx context.Context, e *AuditEvent) error {
 	return translate(s.conn(ctx).Create(e).Error)
 }
 
-// ListAudit returns matching events newest first (by id, which only grows).
+// ListAudit returns matching events newest first (by id, which only grows),
+// or oldest first when f.Ascending.
 func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error) {
 	q := s.conn(ctx).Order("id DESC")
+	if f.Ascending {
+		q = s.conn(ctx).Order("id ASC")
+	}
 	if f.Limit > 0 {
 		q = q.Limit(f.Limit)
 	}
@@ -66,9 +82,21 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, err
 	if f.Before > 0 {
 		q = q.Where("id < ?", f.Before)
 	}
+	if f.After > 0 {
+		q = q.Where("id > ?", f.After)
+	}
 	var out []AuditEvent
 	if err := q.Find(&out).Error; err != nil {
 		return nil, translate(err)
+	}
+	if f.Ascending && !f.SettledBefore.IsZero() {
+		// A prefix, not a filter on time: a row stamped late but numbered
+		// low must stop the page, or the cursor would move past it.
+		for i, e := range out {
+			if !e.Time.Before(f.SettledBefore) {
+				return out[:i], nil
+			}
+		}
 	}
 	return out, nil
 }
