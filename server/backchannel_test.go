@@ -130,12 +130,25 @@ func TestBackchannelLogoutOnRPLogout(t *testing.T) {
 		t.Fatalf("logout token claims %v, want sid %s of the ID token", claims, sid)
 	}
 	wantLoginRequired(t, r, b)
-	status, out := env.API("GET", "/api/audit?event=logout.delivered&client_id="+c.ID, nil)
-	if evs, _ := out["events"].([]any); status != http.StatusOK || len(evs) != 1 {
-		t.Fatalf("audit of the delivery: %d %v", status, out)
-	}
-	if pending, _ := env.App.Store.PendingLogoutDeliveries(context.Background()); len(pending) != 0 {
-		t.Fatalf("queue not empty after delivery: %v", pending)
+	// The worker finishes the row and audits the outcome once the
+	// receiver has answered, a moment after the token arrived.
+	eventually(t, "the delivery is audited and leaves the queue", func() bool {
+		status, out := env.API("GET", "/api/audit?event=logout.delivered&client_id="+c.ID, nil)
+		evs, _ := out["events"].([]any)
+		pending, err := env.App.Store.PendingLogoutDeliveries(context.Background())
+		return status == http.StatusOK && len(evs) == 1 && err == nil && len(pending) == 0
+	})
+}
+
+// eventually waits for cond, which background work makes true.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
