@@ -164,6 +164,7 @@ func (a *App) Server() *server.Server {
 		ReadHeaderTimeout:    cfg.HTTP.ReadHeaderTimeout,
 		WriteTimeout:         cfg.HTTP.WriteTimeout,
 		IdleTimeout:          cfg.HTTP.IdleTimeout,
+		SeparateAdmin:        cfg.HTTP.AdminAddr != "",
 	}, server.Deps{
 		Store: a.Store, OAuth: a.Provider(), Keys: a.Keys, Hasher: a.Hasher, Scopes: a.Scopes,
 		Approval: appr, Logger: a.Log, Metrics: reg, Now: a.Now, Audit: rec, DPoP: a.DPoP,

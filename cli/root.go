@@ -11,11 +11,13 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/latchhq/latch/app"
 	"github.com/latchhq/latch/config"
+	"github.com/latchhq/latch/migrations"
 )
 
 // Version is set at build time with -ldflags "-X .../cli.Version=v1.2.3".
@@ -104,6 +106,7 @@ func newMigrate(e *env) *cobra.Command {
 		Short: "Apply pending database migrations (under an advisory lock on PostgreSQL)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SetContext(e.migrationProgress(cmd.Context()))
 			a, err := e.openApp(cmd, true)
 			if err != nil {
 				return err
@@ -117,6 +120,23 @@ func newMigrate(e *env) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// lockReportEvery is how often a migration waiting for another
+// instance's lock says it is still waiting.
+const lockReportEvery = 5 * time.Second
+
+// migrationProgress makes migrations run under ctx print a line when they
+// must wait for another instance's migration lock, and every few seconds
+// while they wait, instead of hanging silently for up to five minutes.
+func (e *env) migrationProgress(ctx context.Context) context.Context {
+	return migrations.WithLockWait(ctx, lockReportEvery, func(waited time.Duration) {
+		if waited == 0 {
+			fmt.Fprintln(e.stderr, "latch: waiting for the migration lock: another `latch migrate` or `latch serve --migrate` is migrating this database; this continues once it finishes")
+			return
+		}
+		fmt.Fprintf(e.stderr, "latch: still waiting for the migration lock after %s (giving up after 5m)\n", waited.Round(time.Second))
+	})
 }
 
 func newVersion(e *env) *cobra.Command {

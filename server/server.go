@@ -56,6 +56,10 @@ type Options struct {
 	ReadHeaderTimeout time.Duration
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
+	// SeparateAdmin serves /metrics and /api from AdminHandler only, for a
+	// second listener the public network cannot reach; Handler then
+	// answers 404 for them.
+	SeparateAdmin bool
 }
 
 // Deps are the server's collaborators, built by main.
@@ -88,6 +92,7 @@ type Server struct {
 	dpop    *dpop.Verifier
 	secure  bool
 	echo    *echo.Echo
+	admin   *echo.Echo // the same router as echo unless SeparateAdmin
 	metrics *httpMetrics
 	audit   *audit.Recorder
 	// API is the /api group (admin API key required), for other packages'
@@ -112,15 +117,13 @@ func New(opt Options, d Deps) *Server {
 		secure:  strings.HasPrefix(opt.Issuer, "https://"),
 		metrics: newHTTPMetrics(d.Metrics),
 	}
-	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = s.handleError
-	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}))
-	e.Use(s.metrics.middleware)
-	e.Use(s.accessLog)
-	e.Use(s.limitBody)
-	e.Use(securityHeaders)
-	e.Use(auditContext)
+	e := s.newRouter()
+	admin := e
+	if opt.SeparateAdmin {
+		// Separate routers, not a path filter in front of one: a route
+		// that is not registered cannot be reached by any path spelling.
+		admin = s.newRouter()
+	}
 
 	e.GET("/.well-known/openid-configuration", s.discovery)
 	e.GET("/.well-known/oauth-authorization-server", s.discovery)
@@ -136,16 +139,45 @@ func New(opt Options, d Deps) *Server {
 	e.POST("/userinfo", s.userinfo)
 	e.GET("/health/alive", s.alive)
 	e.GET("/health/ready", s.ready)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Metrics, promhttp.HandlerOpts{})))
-	e.GET("/api/scopes", s.listScopes)
+	admin.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Metrics, promhttp.HandlerOpts{})))
+	admin.GET("/api/scopes", s.listScopes)
 
-	s.API = e.Group("/api", noStore, s.requireAPIKey)
+	s.API = admin.Group("/api", noStore, s.requireAPIKey)
 	s.appr.Register(s.API)
 	if opt.ApprovalURL == "" {
 		s.appr.RegisterDevPage(e)
 	}
-	s.echo = e
+	s.echo, s.admin = e, admin
 	return s
+}
+
+// newRouter is an echo router with the middleware every listener shares.
+func (s *Server) newRouter() *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}))
+	e.Use(s.metrics.middleware)
+	e.Use(s.accessLog)
+	e.Use(s.limitBody)
+	e.Use(securityHeaders)
+	e.Use(auditContext)
+	return e
+}
+
+// AdminEcho is the router serving /metrics and /api: the public one unless
+// SeparateAdmin is set.
+func (s *Server) AdminEcho() *echo.Echo { return s.admin }
+
+// AdminHTTPServer is HTTPServer for the admin listener; nil unless
+// SeparateAdmin is set (the public server serves everything then).
+func (s *Server) AdminHTTPServer(addr string) *http.Server {
+	if !s.opt.SeparateAdmin {
+		return nil
+	}
+	hs := s.HTTPServer(addr)
+	hs.Handler = s.admin
+	return hs
 }
 
 // Handler is the server's http.Handler (for tests and embedding).
