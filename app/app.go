@@ -91,7 +91,7 @@ func (a *App) prepare(ctx context.Context, opt Options) error {
 		}
 		return err
 	}
-	master, generated, err := keys.LoadMasterKey(cfg.MasterKey, cfg.ResolvedMasterKeyFile())
+	master, generated, err := keys.LoadOrCreateMasterKey(ctx, cfg.MasterKey, cfg.ResolvedMasterKeyFile(), a.Store)
 	if err != nil {
 		return fmt.Errorf("master key: %w", err)
 	}

@@ -60,6 +60,9 @@ func Open(dsn string, opts Options) (*Store, error) {
 		if path == "" {
 			return nil, errors.New("storage: sqlite DSN has no path")
 		}
+		if err := checkSQLitePath(path); err != nil {
+			return nil, err
+		}
 		dialector = sqlite.Open(sqliteDSN(path))
 		dialect = migrations.SQLite
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
@@ -80,6 +83,9 @@ func Open(dsn string, opts Options) (*Store, error) {
 		NowFunc:     func() time.Time { return time.Now().UTC() },
 	})
 	if err != nil {
+		if dialect == migrations.SQLite {
+			return nil, cantOpen(strings.TrimPrefix(dsn, "sqlite://"), err)
+		}
 		return nil, fmt.Errorf("storage: open %s: %w", dialect, err)
 	}
 	sqlDB, err := db.DB()
