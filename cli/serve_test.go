@@ -113,8 +113,12 @@ func get(t *testing.T, url string, header ...string) (int, string) {
 }
 
 func serveEnv(t *testing.T, addr string, extra ...string) []string {
+	return serveEnvDSN("sqlite://"+filepath.Join(t.TempDir(), "latch.db"), addr, extra...)
+}
+
+func serveEnvDSN(dsn, addr string, extra ...string) []string {
 	return append([]string{
-		"LATCH_DATABASE_DSN=sqlite://" + filepath.Join(t.TempDir(), "latch.db"),
+		"LATCH_DATABASE_DSN=" + dsn,
 		"LATCH_MASTER_KEY=" + latchtest.MasterKey,
 		"LATCH_API_KEY=" + latchtest.APIKey,
 		"LATCH_HTTP_ADDR=" + addr,
