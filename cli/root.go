@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -20,8 +21,12 @@ import (
 	"github.com/latchhq/latch/migrations"
 )
 
-// Version is set at build time with -ldflags "-X .../cli.Version=v1.2.3".
-var Version = ""
+// Version and Commit are set at build time by scripts/release.sh with
+// -ldflags "-X github.com/latchhq/latch/cli.Version=v1.2.3 -X ...cli.Commit=<sha>".
+var (
+	Version = ""
+	Commit  = ""
+)
 
 // env is the process environment, read once in Execute.
 type env struct {
@@ -145,10 +150,25 @@ func newVersion(e *env) *cobra.Command {
 		Short: "Print the version",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			fmt.Fprintf(e.stdout, "latch %s\n", version())
+			fmt.Fprintf(e.stdout, "latch %s (commit %s, %s)\n", version(), commit(), runtime.Version())
 			return nil
 		},
 	}
+}
+
+// commit is the embedded commit, else the one the go tool stamped.
+func commit() string {
+	if Commit != "" {
+		return Commit
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+	}
+	return "unknown"
 }
 
 func version() string {
