@@ -14,9 +14,9 @@
 #
 # Reproducibility: CGO_ENABLED=0 (no C toolchain in the result), -trimpath
 # (no local paths), -buildid= (no per-build id), -buildvcs=false (the commit
-# comes from the flags below, not from the checkout's state), and the Go
-# same Go release (go.mod's go line; `latch version` names it). Verify a release by building the
-# same commit again and comparing SHA256SUMS.
+# comes from the flags below, not from the checkout's state), and the same
+# Go release (go.mod's go line; `latch version` names it). Verify a release
+# by building the same commit again and comparing SHA256SUMS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
