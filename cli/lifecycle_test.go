@@ -58,6 +58,12 @@ func TestOneTimeSecretsOnlyAfterBind(t *testing.T) {
 	if status != http.StatusOK || !strings.Contains(body, client[1]) {
 		t.Errorf("the shown key and client are not the stored ones: %d %s", status, body)
 	}
+	// What config.example.yaml says of api.key: an empty key does not
+	// disable the API (above), and the key goes in X-API-Key, not as a
+	// bearer token.
+	if status, _ := get(t, "http://"+addr+"/api/clients", "Authorization", "Bearer "+key[1]); status != http.StatusUnauthorized {
+		t.Errorf("the admin key as a bearer token: %d, want 401", status)
+	}
 }
 
 // SIGTERM (the context serve runs under ends) stops new connections but
