@@ -24,6 +24,20 @@ func docFiles(t *testing.T) []string {
 	return append(files, more...)
 }
 
+// TestEveryDocLinkedFromREADME keeps the README the one entry point: a new
+// document under docs/ must be listed there.
+func TestEveryDocLinkedFromREADME(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range docFiles(t) {
+		if f != "README.md" && !strings.Contains(string(readme), "]("+filepath.ToSlash(f)+")") {
+			t.Errorf("README.md does not link %s", f)
+		}
+	}
+}
+
 // TestDocLinks checks that every relative link in the README and the docs
 // reaches a file of this repository (and, with #fragment, a heading in it),
 // and that no document points outside the repository's own tree.

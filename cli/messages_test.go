@@ -54,6 +54,18 @@ func TestFailureMessages(t *testing.T) {
 			want: []string{"is a directory; point LATCH_DATABASE_DSN at a file"},
 		},
 		{
+			name: "public port taken",
+			setup: func(t *testing.T) ([]string, []string) {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { ln.Close() })
+				return append(tempEnv(t), "LATCH_LOG_LEVEL=error", "LATCH_HTTP_ADDR="+ln.Addr().String()), []string{"serve"}
+			},
+			want: []string{"(public): the address is already in use by another process; stop it or set LATCH_HTTP_ADDR to a free address"},
+		},
+		{
 			name: "admin port taken",
 			setup: func(t *testing.T) ([]string, []string) {
 				ln, err := net.Listen("tcp", "127.0.0.1:0")
