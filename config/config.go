@@ -21,7 +21,8 @@ import (
 // Fields carry koanf tags; the dotted tag path of a leaf (e.g.
 // "tokens.code_lifetime") is its YAML location, and the same path upper-cased
 // with dots turned into underscores and prefixed with LATCH_ is its
-// environment variable. Fields tagged secret are never echoed in errors.
+// environment variable, unless an env tag names the variable deployments
+// already use. Fields tagged secret are never echoed in errors.
 type Config struct {
 	// Issuer is the OAuth/OIDC issuer identifier. When empty, Load derives
 	// "http://" + HTTP.Addr, which only validates for loopback addresses:
