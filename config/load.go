@@ -114,6 +114,9 @@ func Load(opts LoadOptions) (*Config, error) {
 				envScopes = val
 				return "", nil
 			}
+			if isOrchestratorVar(name) {
+				return "", nil
+			}
 			l, ok := leafByEnv[name]
 			if !ok {
 				msg := "unknown environment variable " + name
@@ -249,9 +252,13 @@ func walkLeaves(t reflect.Type, prefix string, index []int) {
 		case f.Type.Kind() == reflect.Slice:
 			// Scopes: merged specially and set through LATCH_SCOPES.
 		default:
+			env := f.Tag.Get("env") // a name deployments already use
+			if env == "" {
+				env = envPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+			}
 			leaves = append(leaves, leaf{
 				key:    key,
-				env:    envPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_")),
+				env:    env,
 				index:  idx,
 				secret: f.Tag.Get("secret") == "true",
 			})

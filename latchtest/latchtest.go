@@ -135,12 +135,14 @@ func Start(t testing.TB, o Options) *Env {
 	hs.Listener = ln
 	hs.Start()
 	bg, stop := context.WithCancel(ctx)
+	wait := func() {}
 	if o.Background {
-		a.RunBackground(bg)
+		wait = a.RunBackground(bg)
 	}
 	t.Cleanup(func() {
 		stop()
 		hs.Close()
+		wait()
 		a.Close()
 	})
 	return &Env{T: t, URL: issuer, App: a, Server: srv, HTTP: hs, Config: cfg}
