@@ -25,6 +25,7 @@ import (
 	"github.com/latchhq/latch/outbound"
 	"github.com/latchhq/latch/provider"
 	"github.com/latchhq/latch/ratelimit"
+	"github.com/latchhq/latch/resources"
 	"github.com/latchhq/latch/scopes"
 	"github.com/latchhq/latch/secret"
 	"github.com/latchhq/latch/server"
@@ -160,7 +161,8 @@ func (a *App) Server() *server.Server {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rec := a.Audit()
-	appr := approval.New(a.Store, a.Scopes, cfg.Issuer, a.Now, rec)
+	res := a.Resources()
+	appr := approval.New(a.Store, a.Scopes, res, cfg.Issuer, a.Now, rec)
 	srv := server.New(server.Options{
 		Issuer:               cfg.Issuer,
 		ApprovalURL:          cfg.Approval.URL,
@@ -179,7 +181,7 @@ func (a *App) Server() *server.Server {
 		},
 	}, server.Deps{
 		Store: a.Store, OAuth: a.Provider(), Keys: a.Keys, Hasher: a.Hasher, Scopes: a.Scopes,
-		Approval: appr, Logger: a.Log, Metrics: reg, Now: a.Now, Audit: rec, DPoP: a.DPoP,
+		Approval: appr, Logger: a.Log, Metrics: reg, Now: a.Now, Audit: rec, DPoP: a.DPoP, Resources: res,
 		Failures: ratelimit.NewFailures(a.Store, ratelimit.FailureOptions{
 			PerIP: cfg.Limits.FailedCredentialsPerIP, PerClient: cfg.Limits.FailedCredentialsPerClient,
 			Window: cfg.Limits.FailureWindow, Sync: cfg.Limits.FailureSync, Now: a.Now, Log: a.Log,
@@ -187,6 +189,15 @@ func (a *App) Server() *server.Server {
 	})
 	a.mountManagement(srv, rec)
 	return srv
+}
+
+// Resources is the registry of resource servers (RFC 8707) from config.
+func (a *App) Resources() *resources.Registry {
+	list := make([]resources.Resource, 0, len(a.Config.Resources))
+	for _, r := range a.Config.Resources {
+		list = append(list, resources.Resource{URI: r.URI, Name: r.Name, Scopes: r.Scopes})
+	}
+	return resources.New(list, a.Config.DefaultResource)
 }
 
 // Close releases the database.

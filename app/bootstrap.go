@@ -73,7 +73,10 @@ func (a *App) Bootstrap(ctx context.Context, out io.Writer) error {
 
 // Clients returns the client registration service.
 func (a *App) Clients() *clients.Service {
-	return clients.New(a.Store, a.Hasher, a.Scopes).WithAudit(a.Audit())
+	res := a.Resources()
+	return clients.New(a.Store, a.Hasher, a.Scopes).WithAudit(a.Audit()).WithAudiences(func(aud string) bool {
+		return aud == a.Config.Issuer || res.Known(aud)
+	})
 }
 
 // CreateAPIKey makes a new admin key and returns it in plaintext, once.

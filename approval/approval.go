@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/latchhq/latch/apierror"
+	"github.com/latchhq/latch/resources"
 	"github.com/latchhq/latch/scopes"
 	"github.com/latchhq/latch/secret"
 	"github.com/latchhq/latch/storage"
@@ -36,17 +37,19 @@ type Events interface {
 type Service struct {
 	store  Store
 	scopes *scopes.Registry
-	issuer string
-	now    func() time.Time
-	events Events
+	// resources describe the resource servers a request names.
+	resources *resources.Registry
+	issuer    string
+	now       func() time.Time
+	events    Events
 }
 
 // New builds the service. issuer is the base of the resume URL handed back.
-func New(store Store, reg *scopes.Registry, issuer string, now func() time.Time, events Events) *Service {
+func New(store Store, reg *scopes.Registry, res *resources.Registry, issuer string, now func() time.Time, events Events) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: store, scopes: reg, issuer: issuer, now: now, events: events}
+	return &Service{store: store, scopes: reg, resources: res, issuer: issuer, now: now, events: events}
 }
 
 // ResumePath is where the browser comes back after the decision.
@@ -83,6 +86,10 @@ type View struct {
 	ExpiresAt     time.Time      `json:"expires_at"`
 	User          string         `json:"user,omitempty"`
 	GrantedScopes []string       `json:"granted_scopes,omitempty"`
+	// Resources are the resource servers (RFC 8707) the tokens will be
+	// for; ResourceDetails adds their display names.
+	Resources       []string             `json:"resources"`
+	ResourceDetails []resources.Resource `json:"resource_details"`
 }
 
 // sessionError maps storage outcomes to the statuses of SPEC §3.5.
@@ -122,6 +129,13 @@ func (s *Service) View(ctx context.Context, id string) (*View, error) {
 		ExpiresAt: a.ExpiresAt.UTC(),
 		User:      a.LoginSubject,
 	}
+	// Validated when the request came in; the default applies to a
+	// request naming none, as it will for the tokens.
+	v.Resources, _ = s.resources.Resolve(form["resource"])
+	if v.Resources == nil {
+		v.Resources = []string{}
+	}
+	v.ResourceDetails = s.resources.Describe(v.Resources)
 	if a.LoginSubject != "" {
 		if auth, err := s.store.Authorization(ctx, a.LoginSubject, a.ClientID); err == nil {
 			v.GrantedScopes = auth.Scopes

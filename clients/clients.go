@@ -33,6 +33,9 @@ type Service struct {
 	hasher *secret.Hasher
 	scopes *scopes.Registry
 	audit  *audit.Recorder
+	// audienceOK says whether a client may name an audience; nil accepts
+	// any.
+	audienceOK func(string) bool
 }
 
 // New builds the service. Create works with any Store; the management
@@ -45,6 +48,14 @@ func New(store Store, hasher *secret.Hasher, reg *scopes.Registry) *Service {
 func (s *Service) WithAudit(r *audit.Recorder) *Service {
 	c := *s
 	c.audit = r
+	return &c
+}
+
+// WithAudiences makes the service accept only audiences ok accepts (SPEC
+// §4: registered resources or the issuer).
+func (s *Service) WithAudiences(ok func(string) bool) *Service {
+	c := *s
+	c.audienceOK = ok
 	return &c
 }
 
@@ -212,6 +223,11 @@ func (s *Service) Build(m Metadata) (*storage.Client, error) {
 	}
 	if len(m.Owner) > 255 {
 		return nil, invalid("owner", "must be at most 255 characters")
+	}
+	for _, a := range m.Audience {
+		if s.audienceOK != nil && !s.audienceOK(a) {
+			return nil, invalid("audience", "%q is neither a registered resource nor the issuer", a)
+		}
 	}
 	if m.ClientID != "" && !clientIDPattern.MatchString(m.ClientID) {
 		return nil, invalid("client_id", "must be 1 to 100 characters from A-Z a-z 0-9 . _ ~ -")

@@ -175,6 +175,9 @@ func (s *Server) checkAuthorizeRequest(ar fosite.AuthorizeRequester, pushed, atP
 	if unknown := s.scopes.Unknown(ar.GetRequestedScopes()); len(unknown) > 0 {
 		return fosite.ErrInvalidScope.WithHintf("Unknown scope(s): %s.", strings.Join(unknown, " "))
 	}
+	if _, err := s.requestedResources(form["resource"], ar.GetRequestedScopes()); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -408,6 +411,14 @@ func (s *Server) authorizeResponse(ctx context.Context, ar fosite.AuthorizeReque
 		scopes.Claims(g.scopes, g.claims), g.claims)
 	// dpop_jkt binds the code: the token request must prove that key.
 	sess.JKT = ar.GetRequestForm().Get("dpop_jkt")
+	// The resources the tokens of this grant may be for (checked when the
+	// request came in, and again here in case the registry changed while
+	// the user decided).
+	res, err := s.requestedResources(ar.GetRequestForm()["resource"], ar.GetRequestedScopes())
+	if err != nil {
+		return nil, err
+	}
+	sess.Resources = res
 	resp, err := s.oauth.NewAuthorizeResponse(ctx, ar, sess)
 	if err != nil {
 		return nil, err

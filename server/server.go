@@ -27,6 +27,7 @@ import (
 	"github.com/latchhq/latch/dpop"
 	"github.com/latchhq/latch/keys"
 	"github.com/latchhq/latch/ratelimit"
+	"github.com/latchhq/latch/resources"
 	"github.com/latchhq/latch/scopes"
 	"github.com/latchhq/latch/secret"
 	"github.com/latchhq/latch/storage"
@@ -81,6 +82,8 @@ type Deps struct {
 	// Failures limits failed credentials across instances; nil turns the
 	// limits off.
 	Failures *ratelimit.Failures
+	// Resources are the resource servers (RFC 8707); nil knows none.
+	Resources *resources.Registry
 }
 
 // Server is the HTTP server.
@@ -100,6 +103,8 @@ type Server struct {
 	metrics *httpMetrics
 	limits  *limiters
 	audit   *audit.Recorder
+	// resources are the resource servers tokens may be issued for.
+	resources *resources.Registry
 	// API is the /api group (admin API key required), for other packages'
 	// routes.
 	API *echo.Group
@@ -119,7 +124,7 @@ func New(opt Options, d Deps) *Server {
 	e := echo.New()
 	s := &Server{
 		opt: opt, store: d.Store, oauth: d.OAuth, keys: d.Keys, hasher: d.Hasher, scopes: d.Scopes,
-		appr: d.Approval, log: d.Logger, now: d.Now, audit: d.Audit, dpop: d.DPoP,
+		appr: d.Approval, log: d.Logger, now: d.Now, audit: d.Audit, dpop: d.DPoP, resources: d.Resources,
 		secure:  strings.HasPrefix(opt.Issuer, "https://"),
 		metrics: newHTTPMetrics(d.Metrics, e),
 	}

@@ -40,6 +40,9 @@ func (s *Server) token(c echo.Context) error {
 			return s.tokenError(c, ar, err)
 		}
 	}
+	if err := s.grantResources(ar); err != nil {
+		return s.tokenError(c, ar, err)
+	}
 	if err := bindToken(ar, proof); err != nil {
 		return s.tokenError(c, ar, err)
 	}
@@ -180,7 +183,7 @@ func (s *Server) introspect(c echo.Context) error {
 	if err != nil {
 		return c.JSON(http.StatusOK, map[string]any{"active": false})
 	}
-	if !isAPIKey && ar.GetClient().GetID() != callerID && !slices.Contains(ar.GetGrantedAudience(), callerID) {
+	if !isAPIKey && ar.GetClient().GetID() != callerID && !slices.Contains(provider.TokenAudience(ar.GetGrantedAudience(), sess.TokenResources, nil), callerID) {
 		return c.JSON(http.StatusOK, map[string]any{"active": false})
 	}
 	out := map[string]any{
@@ -201,10 +204,7 @@ func (s *Server) introspect(c echo.Context) error {
 	if exp := sess.GetExpiresAt(use); !exp.IsZero() {
 		out["exp"] = exp.Unix()
 	}
-	aud := ar.GetGrantedAudience()
-	if len(aud) == 0 {
-		aud = sess.Audience
-	}
+	aud := provider.TokenAudience(ar.GetGrantedAudience(), sess.TokenResources, sess.Audience)
 	if len(aud) > 0 {
 		out["aud"] = aud
 	}
