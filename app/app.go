@@ -18,6 +18,8 @@ import (
 
 	"github.com/latchhq/latch/approval"
 	"github.com/latchhq/latch/audit"
+	"github.com/latchhq/latch/cimd"
+	"github.com/latchhq/latch/clients"
 	"github.com/latchhq/latch/config"
 	"github.com/latchhq/latch/dpop"
 	"github.com/latchhq/latch/keys"
@@ -50,6 +52,8 @@ type App struct {
 	// Outbound fetches every URL a client supplies (SPEC §7); one per
 	// process, so its once-per-minute rule holds across requests.
 	Outbound *outbound.Fetcher
+	// Documents resolves clients identified by metadata documents.
+	Documents *cimd.Resolver
 
 	hmacKey []byte
 	// audit is the one recorder, so every writer shares its group commit.
@@ -132,6 +136,15 @@ func (a *App) prepare(ctx context.Context, opt Options) error {
 	}
 	a.Scopes = scopes.New(list)
 	a.Outbound = outbound.New(outbound.Options{AllowLoopback: cfg.Outbound.AllowLoopback, Now: a.Now, Log: a.Log})
+	// https client ids resolve through their metadata documents wherever
+	// a client is looked up (SPEC §6).
+	a.Documents = cimd.New(cimd.Options{
+		Enabled: cfg.CIMDEnabled(), AllowLoopback: cfg.Outbound.AllowLoopback,
+		Allowed: config.HostList(cfg.CIMD.AllowedHosts), Denied: config.HostList(cfg.CIMD.DeniedHosts),
+		MinCache: cfg.CIMD.MinCache, MaxCache: cfg.CIMD.MaxCache, NegativeCache: cfg.CIMD.NegativeCache,
+		Now: a.Now, Log: a.Log,
+	}, a.Outbound, clients.New(a.Store, a.Hasher, a.Scopes))
+	a.Store.UseExternalClients(a.Documents)
 	return nil
 }
 
@@ -179,6 +192,7 @@ func (a *App) Server() *server.Server {
 			AuthorizePerMinute: cfg.Limits.AuthorizePerMinute, PARPerMinute: cfg.Limits.PARPerMinute,
 			RegistrationPerMinute: cfg.Limits.RegistrationPerMinute, TrackedIPs: cfg.Limits.TrackedIPs,
 		},
+		ClientMetadataDocuments: cfg.CIMDEnabled(),
 	}, server.Deps{
 		Store: a.Store, OAuth: a.Provider(), Keys: a.Keys, Hasher: a.Hasher, Scopes: a.Scopes,
 		Approval: appr, Logger: a.Log, Metrics: reg, Now: a.Now, Audit: rec, DPoP: a.DPoP, Resources: res,

@@ -72,6 +72,11 @@ type ClientView struct {
 	ClientURI  string `json:"client_uri"`
 	PolicyURI  string `json:"policy_uri"`
 	TOSURI     string `json:"tos_uri"`
+	// ClientIDDocument marks a client identified by a metadata document
+	// (its client_id is the document's URL, SPEC §6): nobody vetted it, so
+	// a consent screen should say who serves it (DocumentHost).
+	ClientIDDocument bool   `json:"client_id_document"`
+	DocumentHost     string `json:"client_id_document_host,omitempty"`
 }
 
 // View is GET /api/auth_session/{id}.
@@ -120,7 +125,7 @@ func (s *Service) View(ctx context.Context, id string) (*View, error) {
 	v := &View{
 		ID: a.ID,
 		Client: ClientView{ClientID: c.ID, ClientName: c.Name, LogoURI: c.LogoURI, ClientURI: c.ClientURI,
-			PolicyURI: c.PolicyURI, TOSURI: c.TOSURI},
+			PolicyURI: c.PolicyURI, TOSURI: c.TOSURI, ClientIDDocument: c.Document},
 		Scopes:    s.scopes.Describe(a.RequestedScopes),
 		Prompt:    form.Get("prompt"),
 		LoginHint: form.Get("login_hint"),
@@ -128,6 +133,11 @@ func (s *Service) View(ctx context.Context, id string) (*View, error) {
 		State:     a.State,
 		ExpiresAt: a.ExpiresAt.UTC(),
 		User:      a.LoginSubject,
+	}
+	if c.Document {
+		if u, err := url.Parse(c.ID); err == nil {
+			v.Client.DocumentHost = u.Hostname()
+		}
 	}
 	// Validated when the request came in; the default applies to a
 	// request naming none, as it will for the tokens.

@@ -35,6 +35,9 @@ func (s *Server) authorize(c echo.Context) error {
 	if pushed {
 		ctx = storage.WithPARClient(ctx, c.Request().Form.Get("client_id"))
 	}
+	if ok, err := s.checkDocumentClient(c, c.Request().Form.Get("client_id"), c.Request().Form.Get("redirect_uri")); !ok {
+		return err
+	}
 	ar, err := s.oauth.NewAuthorizeRequest(ctx, r)
 	if err != nil {
 		return s.authorizeError(c, ar, err)

@@ -63,6 +63,8 @@ type Options struct {
 	IdleTimeout       time.Duration
 	// Limits are the per-address request rates (SPEC §7).
 	Limits Limits
+	// ClientMetadataDocuments says https client ids are accepted (SPEC §6).
+	ClientMetadataDocuments bool
 }
 
 // Deps are the server's collaborators, built by main.

@@ -50,6 +50,10 @@ type Client struct {
 	// (RFC 7591); empty derives it from the keys.
 	TokenEndpointAuthSigningAlg string `gorm:"column:token_endpoint_auth_signing_alg" json:"token_endpoint_auth_signing_alg,omitempty"`
 
+	// Document is true for a client identified by a Client ID Metadata
+	// Document (its id is the document's URL); such clients are never rows.
+	Document bool `gorm:"-" json:"-"`
+
 	// jwks is JWKS parsed once on load: fosite wants go-jose v3 types here.
 	jwks *jose.JSONWebKeySet `gorm:"-"`
 	// rotatedLive says whether RotatedSecretHash is in its grace period by
