@@ -24,8 +24,8 @@ type Store interface {
 	AuthSession(ctx context.Context, id string) (*storage.AuthSession, error)
 	DecideAuthSession(ctx context.Context, id string, d storage.Decision) (*storage.AuthSession, error)
 	Client(ctx context.Context, id string) (*storage.Client, error)
-	Authorization(ctx context.Context, subject, clientID string) (*storage.Authorization, error)
-	RememberAuthorization(ctx context.Context, subject, clientID string, scopes []string) error
+	AuthorizationAt(ctx context.Context, subject, clientID, redirectURI string) (*storage.Authorization, error)
+	RememberAuthorizationAt(ctx context.Context, subject, clientID, redirectURI string, scopes []string) error
 }
 
 // Events receives what happened, for the audit log; nil means no one listens.
@@ -147,7 +147,7 @@ func (s *Service) View(ctx context.Context, id string) (*View, error) {
 	}
 	v.ResourceDetails = s.resources.Describe(v.Resources)
 	if a.LoginSubject != "" {
-		if auth, err := s.store.Authorization(ctx, a.LoginSubject, a.ClientID); err == nil {
+		if auth, err := s.store.AuthorizationAt(ctx, a.LoginSubject, a.ClientID, storage.GrantRedirect(a.ClientID, form.Get("redirect_uri"))); err == nil {
 			v.GrantedScopes = auth.Scopes
 		} else if !storage.IsNotFound(err) {
 			return nil, apierror.Internal(err)
@@ -216,7 +216,8 @@ func (s *Service) Approve(ctx context.Context, id string, req ApproveRequest) (s
 		return "", sessionError(err)
 	}
 	if req.Remember {
-		if err := s.store.RememberAuthorization(ctx, req.User, a.ClientID, granted); err != nil {
+		form, _ := url.ParseQuery(a.RequestForm)
+		if err := s.store.RememberAuthorizationAt(ctx, req.User, a.ClientID, storage.GrantRedirect(a.ClientID, form.Get("redirect_uri")), granted); err != nil {
 			return "", apierror.Internal(err)
 		}
 	}

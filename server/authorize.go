@@ -223,7 +223,8 @@ func (s *Server) authorizeSilently(c echo.Context, ar fosite.AuthorizeRequester,
 	if login == nil {
 		return s.authorizeError(c, ar, fosite.ErrLoginRequired.WithHint("No login session for this browser."))
 	}
-	auth, err := s.store.Authorization(c.Request().Context(), login.Subject, ar.GetClient().GetID())
+	clientID := ar.GetClient().GetID()
+	auth, err := s.store.AuthorizationAt(c.Request().Context(), login.Subject, clientID, storage.GrantRedirect(clientID, ar.GetRequestForm().Get("redirect_uri")))
 	if err != nil && !storage.IsNotFound(err) {
 		return s.authorizeError(c, ar, fosite.ErrServerError.WithWrap(err))
 	}

@@ -329,3 +329,32 @@ func TestClientIDMetadataDocumentPolicy(t *testing.T) {
 		})
 	}
 }
+
+// TestClientIDMetadataDocumentGrantsPerInstallation: a remembered
+// authorization of a document client holds for the redirect URI it was
+// given at, never for another installation of the same agent.
+func TestClientIDMetadataDocumentGrantsPerInstallation(t *testing.T) {
+	bothDatabases(t, func(t *testing.T, dsn string) {
+		docs := newDocServer(t)
+		env := latchtest.Start(t, latchtest.Options{DSN: dsn, Configure: withDocuments(nil)})
+		id := docs.serve("/agent.json", agentDoc(), nil)
+		b := latchtest.NewBrowser(t)
+		first, second := "http://127.0.0.1:50001/callback", "http://127.0.0.1:50002/callback"
+		authURL, _ := documentAuthURL(env, id, first)
+		env.Authorize(b, authURL, map[string]any{"user": "alice", "remember": true})
+		silent := func(redirect string) url.Values {
+			u, _ := documentAuthURL(env, id, redirect)
+			resp, body := b.Get(u + "&prompt=none")
+			if resp.StatusCode != http.StatusSeeOther {
+				t.Fatalf("prompt=none: %d %s", resp.StatusCode, body)
+			}
+			return latchtest.Location(t, resp).Query()
+		}
+		if q := silent(first); q.Get("code") == "" {
+			t.Fatalf("same installation, prompt=none: %v", q)
+		}
+		if q := silent(second); q.Get("error") != "consent_required" {
+			t.Fatalf("other installation, prompt=none: %v", q)
+		}
+	})
+}

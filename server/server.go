@@ -42,7 +42,7 @@ type Store interface {
 	InTx(ctx context.Context, fn func(ctx context.Context) error) error
 	CreateLoginSession(ctx context.Context, l *storage.LoginSession) error
 	LoginSession(ctx context.Context, idHash string) (*storage.LoginSession, error)
-	Authorization(ctx context.Context, subject, clientID string) (*storage.Authorization, error)
+	AuthorizationAt(ctx context.Context, subject, clientID, redirectURI string) (*storage.Authorization, error)
 	APIKeyByHash(ctx context.Context, hash string) (*storage.APIKey, error)
 	RevokeGrant(ctx context.Context, requestID string) error
 }

@@ -129,6 +129,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("PushedRequests", func(t *testing.T) { testPAR(t, setup(t, open)) })
 	t.Run("LoginSessions", func(t *testing.T) { testLoginSessions(t, setup(t, open)) })
 	t.Run("Authorizations", func(t *testing.T) { testAuthorizations(t, setup(t, open)) })
+	t.Run("AuthorizationsPerRedirect", func(t *testing.T) { testAuthorizationsPerRedirect(t, setup(t, open)) })
 	t.Run("APIKeys", func(t *testing.T) { testAPIKeys(t, setup(t, open)) })
 	t.Run("SigningKeys", func(t *testing.T) { testSigningKeys(t, setup(t, open)) })
 	t.Run("ReplayCache", func(t *testing.T) { testReplay(t, setup(t, open)) })
