@@ -193,6 +193,7 @@ func (a *App) Server() *server.Server {
 			RegistrationPerMinute: cfg.Limits.RegistrationPerMinute, TrackedIPs: cfg.Limits.TrackedIPs,
 		},
 		ClientMetadataDocuments: cfg.CIMDEnabled(),
+		RegistrationEndpoint:    registrationEndpoint(cfg),
 	}, server.Deps{
 		Store: a.Store, OAuth: a.Provider(), Keys: a.Keys, Hasher: a.Hasher, Scopes: a.Scopes,
 		Approval: appr, Logger: a.Log, Metrics: reg, Now: a.Now, Audit: rec, DPoP: a.DPoP, Resources: res,
@@ -203,6 +204,13 @@ func (a *App) Server() *server.Server {
 	})
 	a.mountManagement(srv, rec)
 	return srv
+}
+
+func registrationEndpoint(cfg *config.Config) string {
+	if cfg.Registration == config.RegistrationOff {
+		return ""
+	}
+	return cfg.Issuer + clients.RegisterPath
 }
 
 // Resources is the registry of resource servers (RFC 8707) from config.

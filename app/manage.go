@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/latchhq/latch/audit"
+	"github.com/latchhq/latch/clients"
 	"github.com/latchhq/latch/openapi"
 	"github.com/latchhq/latch/secret"
 	"github.com/latchhq/latch/server"
@@ -22,6 +23,12 @@ func (a *App) Audit() *audit.Recorder {
 // document describing all of /api.
 func (a *App) mountManagement(srv *server.Server, rec *audit.Recorder) {
 	a.Clients().Register(srv.API)
+	var limits clients.CredentialLimits
+	if f := srv.CredentialFailures(); f != nil {
+		limits = f
+	}
+	clients.NewRegistration(a.Clients(), a.Store, a.Hasher, limits, a.Config.Registration, a.Config.Issuer, a.Now,
+		srv.RegistrationLimit()).Mount(srv.Echo(), srv.API)
 	rec.Register(srv.API)
 	openapi.Register(srv.Echo())
 }

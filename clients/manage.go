@@ -101,6 +101,7 @@ func (s *Service) Update(ctx context.Context, id string, m Metadata) (*storage.C
 	// Settings this metadata does not carry stay as they were.
 	c.SecretHash, c.RotatedSecretHash, c.RotatedSecretExpiresAt = old.SecretHash, old.RotatedSecretHash, old.RotatedSecretExpiresAt
 	c.CreatedAt = old.CreatedAt
+	c.Dynamic, c.RegistrationTokenHash, c.ObtainedToken = old.Dynamic, old.RegistrationTokenHash, old.ObtainedToken
 	if err := ms.UpdateClient(ctx, c); err != nil {
 		return nil, err
 	}

@@ -84,6 +84,7 @@ func (s *Server) Metadata() Metadata {
 		PushedAuthorizationRequestEndpoint:         iss + parPath,
 		RequirePushedAuthorizationRequests:         s.opt.PARRequired,
 		ClientIDMetadataDocumentSupported:          s.opt.ClientMetadataDocuments,
+		RegistrationEndpoint:                       s.opt.RegistrationEndpoint,
 	}
 }
 

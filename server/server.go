@@ -45,6 +45,7 @@ type Store interface {
 	AuthorizationAt(ctx context.Context, subject, clientID, redirectURI string) (*storage.Authorization, error)
 	APIKeyByHash(ctx context.Context, hash string) (*storage.APIKey, error)
 	RevokeGrant(ctx context.Context, requestID string) error
+	MarkClientObtainedToken(ctx context.Context, id string) error
 }
 
 // Options are the HTTP-level settings.
@@ -65,6 +66,9 @@ type Options struct {
 	Limits Limits
 	// ClientMetadataDocuments says https client ids are accepted (SPEC §6).
 	ClientMetadataDocuments bool
+	// RegistrationEndpoint is advertised in discovery; empty while dynamic
+	// registration is off.
+	RegistrationEndpoint string
 }
 
 // Deps are the server's collaborators, built by main.

@@ -53,6 +53,13 @@ func (s *Server) token(c echo.Context) error {
 		return s.tokenError(c, ar, err)
 	}
 	s.auditToken(ctx, c.Request(), ar, nil)
+	if sc, ok := ar.GetClient().(*storage.Client); ok && sc.Dynamic && !sc.ObtainedToken {
+		// A dynamically registered client in use is not idle: the janitor
+		// deletes only those that never obtained a token.
+		if err := s.store.MarkClientObtainedToken(ctx, sc.ID); err != nil {
+			s.log.Warn("mark dynamic client as used", "client_id", sc.ID, "err", err)
+		}
+	}
 	if proof != nil {
 		resp.SetTokenType("DPoP")
 		s.setNonce(c)

@@ -130,6 +130,8 @@ func Run(t *testing.T, open Opener) {
 	t.Run("LoginSessions", func(t *testing.T) { testLoginSessions(t, setup(t, open)) })
 	t.Run("Authorizations", func(t *testing.T) { testAuthorizations(t, setup(t, open)) })
 	t.Run("AuthorizationsPerRedirect", func(t *testing.T) { testAuthorizationsPerRedirect(t, setup(t, open)) })
+	t.Run("RegistrationTokens", func(t *testing.T) { testRegistrationTokens(t, setup(t, open)) })
+	t.Run("IdleDynamicClients", func(t *testing.T) { testIdleDynamicClients(t, setup(t, open)) })
 	t.Run("APIKeys", func(t *testing.T) { testAPIKeys(t, setup(t, open)) })
 	t.Run("SigningKeys", func(t *testing.T) { testSigningKeys(t, setup(t, open)) })
 	t.Run("ReplayCache", func(t *testing.T) { testReplay(t, setup(t, open)) })

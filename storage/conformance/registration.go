@@ -1,8 +1,11 @@
 package conformance
 
 import (
+	"errors"
 	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/ory/fosite"
 
@@ -39,5 +42,89 @@ func testAuthorizationsPerRedirect(t *testing.T, f *fixture) {
 	must(t, f.s.DeleteAuthorization(ctx, "user-1", doc))
 	if list, _ := f.s.ListAuthorizations(ctx, "user-1"); len(list) != 0 {
 		t.Fatalf("after forgetting the client: %+v", list)
+	}
+}
+
+// testRegistrationTokens: initial access tokens are spent with a
+// conditional update, never past max_uses (also under concurrency), never
+// after expiry, and not at all once deleted.
+func testRegistrationTokens(t *testing.T, f *fixture) {
+	ctx := f.ctx
+	exp := f.clock.Now().Add(time.Hour)
+	must(t, f.s.CreateRegistrationToken(ctx, &storage.RegistrationToken{ID: "once", Hash: "h-once", MaxUses: 1}))
+	must(t, f.s.CreateRegistrationToken(ctx, &storage.RegistrationToken{ID: "hour", Hash: "h-hour", ExpiresAt: &exp}))
+	must(t, f.s.CreateRegistrationToken(ctx, &storage.RegistrationToken{ID: "five", Hash: "h-five", MaxUses: 5}))
+	must(t, f.s.UseRegistrationToken(ctx, "h-once"))
+	wantErr(t, "used up", f.s.UseRegistrationToken(ctx, "h-once"), fosite.ErrNotFound)
+	wantErr(t, "unknown", f.s.UseRegistrationToken(ctx, "h-none"), fosite.ErrNotFound)
+	must(t, f.s.UseRegistrationToken(ctx, "h-hour"))
+	f.clock.Advance(2 * time.Hour)
+	wantErr(t, "expired", f.s.UseRegistrationToken(ctx, "h-hour"), fosite.ErrNotFound)
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	won := 0
+	for range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if f.s.UseRegistrationToken(ctx, "h-five") == nil {
+				mu.Lock()
+				won++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if won != 5 {
+		t.Fatalf("%d concurrent uses of a 5-use token succeeded", won)
+	}
+	list, err := f.s.ListRegistrationTokens(ctx)
+	must(t, err)
+	if len(list) != 3 {
+		t.Fatalf("list: %+v", list)
+	}
+	for _, tk := range list {
+		if tk.ID == "five" && tk.Uses != 5 || tk.ID == "once" && tk.Uses != 1 {
+			t.Fatalf("uses: %+v", tk)
+		}
+	}
+	must(t, f.s.DeleteRegistrationToken(ctx, "hour"))
+	wantErr(t, "delete twice", f.s.DeleteRegistrationToken(ctx, "hour"), fosite.ErrNotFound)
+}
+
+// testIdleDynamicClients: the janitor deletes dynamically registered
+// clients that never obtained a token once they are idle long enough, and
+// nothing else.
+func testIdleDynamicClients(t *testing.T, f *fixture) {
+	ctx := f.ctx
+	dyn := func(id string) {
+		c := &storage.Client{ID: id, Name: id, RedirectURIs: []string{"https://client.example/cb"}, GrantTypes: []string{"authorization_code"},
+			ResponseTypes: []string{"code"}, TokenEndpointAuthMethod: "none", Public: true, Dynamic: true, RegistrationTokenHash: "rh-" + id}
+		must(t, f.s.CreateClient(ctx, c))
+	}
+	dyn("idle")
+	dyn("used")
+	dyn("idle-2")
+	f.newClient("managed")
+	must(t, f.s.MarkClientObtainedToken(ctx, "used"))
+	must(t, f.s.MarkClientObtainedToken(ctx, "managed")) // not dynamic: no effect
+	c, err := f.s.Client(ctx, "used")
+	must(t, err)
+	if !c.ObtainedToken || !c.Dynamic || c.RegistrationTokenHash != "rh-used" {
+		t.Fatalf("dynamic client fields: %+v", c)
+	}
+	f.clock.Advance(2 * time.Hour)
+	dyn("young")
+	res, err := f.s.Purge(ctx, storage.JanitorOptions{DynamicClientIdle: time.Hour})
+	must(t, err)
+	if res["clients/idle_dynamic"] != 2 {
+		t.Fatalf("purged %v, want the two idle dynamic clients", res)
+	}
+	for id, gone := range map[string]bool{"idle": true, "idle-2": true, "used": false, "young": false, "managed": false, f.client.ID: false} {
+		_, err := f.s.Client(ctx, id)
+		if gone != errors.Is(err, fosite.ErrNotFound) {
+			t.Errorf("client %s: err %v, want gone=%v", id, err, gone)
+		}
 	}
 }
