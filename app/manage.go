@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/labstack/echo/v4"
+
 	"github.com/latchhq/latch/audit"
 	"github.com/latchhq/latch/clients"
 	"github.com/latchhq/latch/openapi"
@@ -27,10 +29,15 @@ func (a *App) mountManagement(srv *server.Server, rec *audit.Recorder) {
 	if f := srv.CredentialFailures(); f != nil {
 		limits = f
 	}
-	clients.NewRegistration(a.Clients(), a.Store, a.Hasher, limits, a.Config.Registration, a.Config.Issuer, a.Now,
-		srv.RegistrationLimit()).Mount(srv.Echo(), srv.API)
+	a.Registration(limits, srv.RegistrationLimit()).Mount(srv.Echo(), srv.API)
 	rec.Register(srv.API)
 	openapi.Register(srv.Echo())
+}
+
+// Registration is dynamic client registration and its initial access
+// tokens; limits and perIP may be nil (the CLI needs neither).
+func (a *App) Registration(limits clients.CredentialLimits, perIP echo.MiddlewareFunc) *clients.Registration {
+	return clients.NewRegistration(a.Clients(), a.Store, a.Hasher, limits, a.Config.Registration, a.Config.Issuer, a.Now, perIP)
 }
 
 // NewAPIKey makes a new admin key, stores only its hash, and returns the
