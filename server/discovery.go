@@ -39,6 +39,11 @@ type Metadata struct {
 	DPoPSigningAlgValuesSupported              []string `json:"dpop_signing_alg_values_supported,omitempty"`
 	PushedAuthorizationRequestEndpoint         string   `json:"pushed_authorization_request_endpoint"`
 	RequirePushedAuthorizationRequests         bool     `json:"require_pushed_authorization_requests"`
+	// ClientIDMetadataDocumentSupported: https client ids are accepted
+	// (draft-ietf-oauth-client-id-metadata-document).
+	ClientIDMetadataDocumentSupported bool `json:"client_id_metadata_document_supported,omitempty"`
+	// RegistrationEndpoint is listed only while registration is on.
+	RegistrationEndpoint string `json:"registration_endpoint,omitempty"`
 }
 
 // clientAuthMethods are the client authentication methods fosite performs
@@ -78,6 +83,8 @@ func (s *Server) Metadata() Metadata {
 		DPoPSigningAlgValuesSupported:              s.dpopAlgs(),
 		PushedAuthorizationRequestEndpoint:         iss + parPath,
 		RequirePushedAuthorizationRequests:         s.opt.PARRequired,
+		ClientIDMetadataDocumentSupported:          s.opt.ClientMetadataDocuments,
+		RegistrationEndpoint:                       s.opt.RegistrationEndpoint,
 	}
 }
 

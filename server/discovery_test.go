@@ -43,6 +43,7 @@ func TestDiscoveryDocumentExactly(t *testing.T) {
 		"request_parameter_supported":                      false,
 		"request_uri_parameter_supported":                  false,
 		"authorization_response_iss_parameter_supported":   true,
+		"client_id_metadata_document_supported":            true,
 	}
 	for _, path := range []string{"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"} {
 		resp, body := latchtest.NewBrowser(t).Get(env.URL + path)

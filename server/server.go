@@ -28,6 +28,7 @@ import (
 	"github.com/latchhq/latch/dpop"
 	"github.com/latchhq/latch/keys"
 	"github.com/latchhq/latch/ratelimit"
+	"github.com/latchhq/latch/resources"
 	"github.com/latchhq/latch/scopes"
 	"github.com/latchhq/latch/secret"
 	"github.com/latchhq/latch/storage"
@@ -42,9 +43,10 @@ type Store interface {
 	InTx(ctx context.Context, fn func(ctx context.Context) error) error
 	CreateLoginSession(ctx context.Context, l *storage.LoginSession) error
 	LoginSession(ctx context.Context, idHash string) (*storage.LoginSession, error)
-	Authorization(ctx context.Context, subject, clientID string) (*storage.Authorization, error)
+	AuthorizationAt(ctx context.Context, subject, clientID, redirectURI string) (*storage.Authorization, error)
 	APIKeyByHash(ctx context.Context, hash string) (*storage.APIKey, error)
 	RevokeGrant(ctx context.Context, requestID string) error
+	MarkClientObtainedToken(ctx context.Context, id string) error
 }
 
 // Options are the HTTP-level settings.
@@ -67,6 +69,11 @@ type Options struct {
 	// second listener the public network cannot reach; Handler then
 	// answers 404 for them.
 	SeparateAdmin bool
+	// ClientMetadataDocuments says https client ids are accepted (SPEC §6).
+	ClientMetadataDocuments bool
+	// RegistrationEndpoint is advertised in discovery; empty while dynamic
+	// registration is off.
+	RegistrationEndpoint string
 }
 
 // Deps are the server's collaborators, built by main.
@@ -86,6 +93,8 @@ type Deps struct {
 	// Failures limits failed credentials across instances; nil turns the
 	// limits off.
 	Failures *ratelimit.Failures
+	// Resources are the resource servers (RFC 8707); nil knows none.
+	Resources *resources.Registry
 }
 
 // Server is the HTTP server.
@@ -108,6 +117,8 @@ type Server struct {
 	audit   *audit.Recorder
 	// outageLogged is when a database outage was last logged (outage.go).
 	outageLogged atomic.Int64
+	// resources are the resource servers tokens may be issued for.
+	resources *resources.Registry
 	// API is the /api group (admin API key required), for other packages'
 	// routes.
 	API *echo.Group
@@ -126,7 +137,7 @@ func New(opt Options, d Deps) *Server {
 	}
 	s := &Server{
 		opt: opt, store: d.Store, oauth: d.OAuth, keys: d.Keys, hasher: d.Hasher, scopes: d.Scopes,
-		appr: d.Approval, log: d.Logger, now: d.Now, audit: d.Audit, dpop: d.DPoP,
+		appr: d.Approval, log: d.Logger, now: d.Now, audit: d.Audit, dpop: d.DPoP, resources: d.Resources,
 		secure: strings.HasPrefix(opt.Issuer, "https://"),
 	}
 	s.metrics = newHTTPMetrics(d.Metrics, func() []*echo.Echo {

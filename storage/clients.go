@@ -53,6 +53,18 @@ type Client struct {
 	// (RFC 7591); empty derives it from the keys.
 	TokenEndpointAuthSigningAlg string `gorm:"column:token_endpoint_auth_signing_alg" json:"token_endpoint_auth_signing_alg,omitempty"`
 
+	// Dynamic marks a client that registered itself (RFC 7591); only it
+	// has a RegistrationTokenHash, the hash of its RFC 7592 registration
+	// access token. ObtainedToken says it has obtained a token at least
+	// once: the janitor deletes dynamic clients that never did.
+	Dynamic               bool   `gorm:"column:dynamic" json:"-"`
+	RegistrationTokenHash string `gorm:"column:registration_token_hash" json:"-"`
+	ObtainedToken         bool   `gorm:"column:obtained_token" json:"-"`
+
+	// Document is true for a client identified by a Client ID Metadata
+	// Document (its id is the document's URL); such clients are never rows.
+	Document bool `gorm:"-" json:"-"`
+
 	// jwks is JWKS parsed once on load: fosite wants go-jose v3 types here.
 	jwks *jose.JSONWebKeySet `gorm:"-"`
 	// rotatedLive says whether RotatedSecretHash is in its grace period by
