@@ -18,6 +18,8 @@ import (
 
 	"github.com/latchhq/latch/approval"
 	"github.com/latchhq/latch/audit"
+	"github.com/latchhq/latch/cimd"
+	"github.com/latchhq/latch/clients"
 	"github.com/latchhq/latch/config"
 	"github.com/latchhq/latch/dpop"
 	"github.com/latchhq/latch/keys"
@@ -26,6 +28,7 @@ import (
 	"github.com/latchhq/latch/outbound"
 	"github.com/latchhq/latch/provider"
 	"github.com/latchhq/latch/ratelimit"
+	"github.com/latchhq/latch/resources"
 	"github.com/latchhq/latch/scopes"
 	"github.com/latchhq/latch/secret"
 	"github.com/latchhq/latch/server"
@@ -50,6 +53,8 @@ type App struct {
 	// Outbound fetches every URL a client supplies (SPEC §7); one per
 	// process, so its once-per-minute rule holds across requests.
 	Outbound *outbound.Fetcher
+	// Documents resolves clients identified by metadata documents.
+	Documents *cimd.Resolver
 
 	hmacKey []byte
 	// audit is the one recorder, so every writer shares its group commit.
@@ -138,6 +143,15 @@ func (a *App) prepare(ctx context.Context, opt Options) error {
 	}
 	a.Scopes = scopes.New(list)
 	a.Outbound = outbound.New(outbound.Options{AllowLoopback: cfg.Outbound.AllowLoopback, Now: a.Now, Log: a.Log})
+	// https client ids resolve through their metadata documents wherever
+	// a client is looked up (SPEC §6).
+	a.Documents = cimd.New(cimd.Options{
+		Enabled: cfg.CIMDEnabled(), AllowLoopback: cfg.Outbound.AllowLoopback,
+		Allowed: config.HostList(cfg.CIMD.AllowedHosts), Denied: config.HostList(cfg.CIMD.DeniedHosts),
+		MinCache: cfg.CIMD.MinCache, MaxCache: cfg.CIMD.MaxCache, NegativeCache: cfg.CIMD.NegativeCache,
+		Now: a.Now, Log: a.Log,
+	}, a.Outbound, a.Clients())
+	a.Store.UseExternalClients(a.Documents)
 	return nil
 }
 
@@ -171,7 +185,8 @@ func (a *App) Server() *server.Server {
 		Help: "Published signing keys this instance cannot open with its master key (they verify but never sign here).",
 	}, func() float64 { return float64(a.Keys.Unopened()) }))
 	rec := a.Audit()
-	appr := approval.New(a.Store, a.Scopes, cfg.Issuer, a.Now, rec)
+	res := a.Resources()
+	appr := approval.New(a.Store, a.Scopes, res, cfg.Issuer, a.Now, rec)
 	sessions := a.Logout()
 	srv := server.New(server.Options{
 		Issuer:               cfg.Issuer,
@@ -189,10 +204,12 @@ func (a *App) Server() *server.Server {
 			AuthorizePerMinute: cfg.Limits.AuthorizePerMinute, PARPerMinute: cfg.Limits.PARPerMinute,
 			RegistrationPerMinute: cfg.Limits.RegistrationPerMinute, TrackedIPs: cfg.Limits.TrackedIPs,
 		},
-		SeparateAdmin: cfg.HTTP.AdminAddr != "",
+		SeparateAdmin:           cfg.HTTP.AdminAddr != "",
+		ClientMetadataDocuments: cfg.CIMDEnabled(),
+		RegistrationEndpoint:    registrationEndpoint(cfg),
 	}, server.Deps{
 		Store: a.Store, OAuth: a.Provider(), Keys: a.Keys, Hasher: a.Hasher, Scopes: a.Scopes,
-		Approval: appr, Logger: a.Log, Metrics: reg, Now: a.Now, Audit: rec, DPoP: a.DPoP,
+		Approval: appr, Logger: a.Log, Metrics: reg, Now: a.Now, Audit: rec, DPoP: a.DPoP, Resources: res,
 		Sessions: sessions,
 		Failures: ratelimit.NewFailures(a.Store, ratelimit.FailureOptions{
 			PerIP: cfg.Limits.FailedCredentialsPerIP, PerClient: cfg.Limits.FailedCredentialsPerClient,
@@ -202,6 +219,22 @@ func (a *App) Server() *server.Server {
 	sessions.Register(srv.API)
 	a.mountManagement(srv, rec)
 	return srv
+}
+
+func registrationEndpoint(cfg *config.Config) string {
+	if cfg.Registration == config.RegistrationOff {
+		return ""
+	}
+	return cfg.Issuer + clients.RegisterPath
+}
+
+// Resources is the registry of resource servers (RFC 8707) from config.
+func (a *App) Resources() *resources.Registry {
+	list := make([]resources.Resource, 0, len(a.Config.Resources))
+	for _, r := range a.Config.Resources {
+		list = append(list, resources.Resource{URI: r.URI, Name: r.Name, Scopes: r.Scopes})
+	}
+	return resources.New(list, a.Config.DefaultResource)
 }
 
 // Close releases the database.

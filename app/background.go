@@ -47,6 +47,7 @@ func (a *App) Purge(ctx context.Context) (storage.PurgeResult, error) {
 	j := a.Config.Janitor
 	res, err := a.Store.Purge(ctx, storage.JanitorOptions{
 		BatchSize: j.BatchSize, ReplayGrace: j.ReplayGrace, AuditRetention: a.Config.Audit.Retention,
+		DynamicClientIdle: a.Config.DynamicClients.IdleLifetime,
 	})
 	if n := res.Total(); n > 0 {
 		a.Log.Debug("janitor purged expired rows", "rows", n)

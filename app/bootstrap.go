@@ -167,9 +167,9 @@ func apiKeyCreated(k *storage.APIKey, source string) audit.Event {
 
 // Clients returns the client registration service.
 func (a *App) Clients() *clients.Service {
-	// Only the issuer until resources can be registered.
-	issuerOnly := func(aud string) bool { return aud == a.Config.Issuer }
-	return clients.New(a.Store, a.Hasher, a.Scopes, issuerOnly).WithAudit(a.Audit()).WithLoopbackOutbound(a.Config.Outbound.AllowLoopback)
+	res := a.Resources()
+	audience := func(aud string) bool { return aud == a.Config.Issuer || res.Known(aud) }
+	return clients.New(a.Store, a.Hasher, a.Scopes, audience).WithAudit(a.Audit()).WithLoopbackOutbound(a.Config.Outbound.AllowLoopback)
 }
 
 // CreateAPIKey makes a new admin key and returns it in plaintext, once.

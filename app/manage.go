@@ -3,7 +3,10 @@ package app
 import (
 	"context"
 
+	"github.com/labstack/echo/v4"
+
 	"github.com/latchhq/latch/audit"
+	"github.com/latchhq/latch/clients"
 	"github.com/latchhq/latch/openapi"
 	"github.com/latchhq/latch/secret"
 	"github.com/latchhq/latch/server"
@@ -23,8 +26,19 @@ func (a *App) Audit() *audit.Recorder {
 // document describing all of /api.
 func (a *App) mountManagement(srv *server.Server, rec *audit.Recorder) {
 	a.Clients().Register(srv.API)
+	var limits clients.CredentialLimits
+	if f := srv.CredentialFailures(); f != nil {
+		limits = f
+	}
+	a.Registration(limits, srv.RegistrationLimit()).Mount(srv.Echo(), srv.API)
 	rec.Register(srv.API)
 	openapi.Register(srv.AdminEcho())
+}
+
+// Registration is dynamic client registration and its initial access
+// tokens; limits and perIP may be nil (the CLI needs neither).
+func (a *App) Registration(limits clients.CredentialLimits, perIP echo.MiddlewareFunc) *clients.Registration {
+	return clients.NewRegistration(a.Clients(), a.Store, a.Hasher, limits, a.Config.Registration, a.Config.Issuer, a.Now, perIP)
 }
 
 // NewAPIKey makes a new admin key, stores only its hash, and returns the

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/latchhq/latch/apierror"
+	"github.com/latchhq/latch/resources"
 	"github.com/latchhq/latch/scopes"
 	"github.com/latchhq/latch/secret"
 	"github.com/latchhq/latch/storage"
@@ -23,8 +24,8 @@ type Store interface {
 	AuthSession(ctx context.Context, id string) (*storage.AuthSession, error)
 	DecideAuthSession(ctx context.Context, id string, d storage.Decision) (*storage.AuthSession, error)
 	Client(ctx context.Context, id string) (*storage.Client, error)
-	Authorization(ctx context.Context, subject, clientID string) (*storage.Authorization, error)
-	RememberAuthorization(ctx context.Context, subject, clientID string, scopes []string) error
+	AuthorizationAt(ctx context.Context, subject, clientID, redirectURI string) (*storage.Authorization, error)
+	RememberAuthorizationAt(ctx context.Context, subject, clientID, redirectURI string, scopes []string) error
 }
 
 // Events receives what happened, for the audit log; nil means no one listens.
@@ -36,17 +37,19 @@ type Events interface {
 type Service struct {
 	store  Store
 	scopes *scopes.Registry
-	issuer string
-	now    func() time.Time
-	events Events
+	// resources describe the resource servers a request names.
+	resources *resources.Registry
+	issuer    string
+	now       func() time.Time
+	events    Events
 }
 
 // New builds the service. issuer is the base of the resume URL handed back.
-func New(store Store, reg *scopes.Registry, issuer string, now func() time.Time, events Events) *Service {
+func New(store Store, reg *scopes.Registry, res *resources.Registry, issuer string, now func() time.Time, events Events) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: store, scopes: reg, issuer: issuer, now: now, events: events}
+	return &Service{store: store, scopes: reg, resources: res, issuer: issuer, now: now, events: events}
 }
 
 // ResumePath is where the browser comes back after the decision.
@@ -69,6 +72,11 @@ type ClientView struct {
 	ClientURI  string `json:"client_uri"`
 	PolicyURI  string `json:"policy_uri"`
 	TOSURI     string `json:"tos_uri"`
+	// ClientIDDocument marks a client identified by a metadata document
+	// (its client_id is the document's URL, SPEC §6): nobody vetted it, so
+	// a consent screen should say who serves it (DocumentHost).
+	ClientIDDocument bool   `json:"client_id_document"`
+	DocumentHost     string `json:"client_id_document_host,omitempty"`
 }
 
 // View is GET /api/auth_session/{id}.
@@ -83,6 +91,10 @@ type View struct {
 	ExpiresAt     time.Time      `json:"expires_at"`
 	User          string         `json:"user,omitempty"`
 	GrantedScopes []string       `json:"granted_scopes,omitempty"`
+	// Resources are the resource servers (RFC 8707) the tokens will be
+	// for; ResourceDetails adds their display names.
+	Resources       []string             `json:"resources"`
+	ResourceDetails []resources.Resource `json:"resource_details"`
 }
 
 // sessionError maps storage outcomes to the statuses of SPEC §3.5.
@@ -113,7 +125,7 @@ func (s *Service) View(ctx context.Context, id string) (*View, error) {
 	v := &View{
 		ID: a.ID,
 		Client: ClientView{ClientID: c.ID, ClientName: c.Name, LogoURI: c.LogoURI, ClientURI: c.ClientURI,
-			PolicyURI: c.PolicyURI, TOSURI: c.TOSURI},
+			PolicyURI: c.PolicyURI, TOSURI: c.TOSURI, ClientIDDocument: c.Document},
 		Scopes:    s.scopes.Describe(a.RequestedScopes),
 		Prompt:    form.Get("prompt"),
 		LoginHint: form.Get("login_hint"),
@@ -122,8 +134,20 @@ func (s *Service) View(ctx context.Context, id string) (*View, error) {
 		ExpiresAt: a.ExpiresAt.UTC(),
 		User:      a.LoginSubject,
 	}
+	if c.Document {
+		if u, err := url.Parse(c.ID); err == nil {
+			v.Client.DocumentHost = u.Hostname()
+		}
+	}
+	// Validated when the request came in; the default applies to a
+	// request naming none, as it will for the tokens.
+	v.Resources, _ = s.resources.Resolve(form["resource"])
+	if v.Resources == nil {
+		v.Resources = []string{}
+	}
+	v.ResourceDetails = s.resources.Describe(v.Resources)
 	if a.LoginSubject != "" {
-		if auth, err := s.store.Authorization(ctx, a.LoginSubject, a.ClientID); err == nil {
+		if auth, err := s.store.AuthorizationAt(ctx, a.LoginSubject, a.ClientID, storage.GrantRedirect(a.ClientID, form.Get("redirect_uri"))); err == nil {
 			v.GrantedScopes = auth.Scopes
 		} else if !storage.IsNotFound(err) {
 			return nil, apierror.Internal(err)
@@ -192,7 +216,8 @@ func (s *Service) Approve(ctx context.Context, id string, req ApproveRequest) (s
 		return "", sessionError(err)
 	}
 	if req.Remember {
-		if err := s.store.RememberAuthorization(ctx, req.User, a.ClientID, granted); err != nil {
+		form, _ := url.ParseQuery(a.RequestForm)
+		if err := s.store.RememberAuthorizationAt(ctx, req.User, a.ClientID, storage.GrantRedirect(a.ClientID, form.Get("redirect_uri")), granted); err != nil {
 			return "", apierror.Internal(err)
 		}
 	}

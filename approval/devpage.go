@@ -41,6 +41,7 @@ app signs the user in and approves through the API.</p>
 <input type="text" name="user" value="{{.User}}" required autofocus></label>
 <p>The application asks for:</p>
 {{range .Scopes}}<label><input type="checkbox" name="scope" value="{{.Name}}" checked> <strong>{{.Name}}</strong> — {{.Description}}</label>{{end}}
+{{if .ResourceDetails}}<p>For use at:</p><ul>{{range .ResourceDetails}}<li><strong>{{.Name}}</strong> ({{.URI}})</li>{{end}}</ul>{{end}}
 <label>Email claim (optional) <input type="text" name="email" value=""></label>
 <label>Name claim (optional) <input type="text" name="name" value=""></label>
 <label><input type="checkbox" name="remember" value="1"> Remember this decision</label>

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/latchhq/latch/cli"
+	"github.com/latchhq/latch/config"
 	"github.com/latchhq/latch/latchtest"
 )
 
@@ -185,4 +187,36 @@ func TestAPIKeyCommands(t *testing.T) {
 	if status != 200 || len(evs) != 1 || evs[0].(map[string]any)["actor_type"] != "cli" || evs[0].(map[string]any)["actor_id"] != "ops" {
 		t.Errorf("audit of the CLI revoke: %d %v", status, page)
 	}
+}
+
+func TestRegistrationTokenCommands(t *testing.T) {
+	l := newLatch(t)
+	out := l.ok("registration-tokens", "create", "--max-uses", "1", "--expires-in", "1h")
+	m := regexp.MustCompile(`id:\s+(\S+)\nexpires:\s+\d{4}-\S+\nmax uses: 1 .*\ntoken:\s+(latch_reg_\S+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("create: %s", out)
+	}
+	id, tok := m[1], m[2]
+	if list := l.ok("registration-tokens", "list"); !strings.Contains(list, id) || strings.Contains(list, tok) {
+		t.Errorf("list (must not show tokens):\n%s", list)
+	}
+	// The token registers a client at a server on the same database.
+	env := latchtest.Start(t, latchtest.Options{DSN: strings.TrimPrefix(l.environ[0], "LATCH_DATABASE_DSN="),
+		Configure: func(c *config.Config) { c.Registration = config.RegistrationToken }})
+	body := strings.NewReader(`{"client_name":"CLI","redirect_uris":["https://client.example/cb"]}`)
+	req, _ := http.NewRequest("POST", env.URL+"/oauth2/register", body)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 201 {
+		t.Fatalf("register with the CLI's token: %d", resp.StatusCode)
+	}
+	if out := l.ok("registration-tokens", "revoke", id); !strings.Contains(out, id) {
+		t.Errorf("revoke: %s", out)
+	}
+	l.fails(`no registration token with id "`+id+`"`, "registration-tokens", "revoke", id)
 }

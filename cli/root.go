@@ -80,7 +80,7 @@ func newRoot(e *env) *cobra.Command {
 
 // extraCommands lets sibling files add command groups without editing
 // newRoot.
-var extraCommands = []func(*env) *cobra.Command{newClients, newKeys, newAPIKey, newJanitor, newBackup}
+var extraCommands = []func(*env) *cobra.Command{newClients, newKeys, newAPIKey, newJanitor, newBackup, newRegistrationTokens}
 
 func (e *env) loadConfig(cmd *cobra.Command) (*config.Config, error) {
 	return config.Load(config.LoadOptions{Environ: e.environ, Flags: cmd.Flags()})

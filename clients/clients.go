@@ -129,9 +129,24 @@ var idTokenAlgs = []string{keys.ES256, keys.RS256}
 // plaintext (empty for public and private_key_jwt clients). The secret is
 // never retrievable again.
 func (s *Service) Create(ctx context.Context, m Metadata) (*storage.Client, string, error) {
+	return s.create(ctx, m, nil)
+}
+
+// CreateDynamic is Create for a client registering itself (RFC 7591): it
+// is marked dynamic and keeps the hash of its registration access token.
+func (s *Service) CreateDynamic(ctx context.Context, m Metadata, registrationTokenHash string) (*storage.Client, string, error) {
+	return s.create(ctx, m, func(c *storage.Client) {
+		c.Dynamic, c.RegistrationTokenHash = true, registrationTokenHash
+	})
+}
+
+func (s *Service) create(ctx context.Context, m Metadata, mark func(*storage.Client)) (*storage.Client, string, error) {
 	c, err := s.Build(m)
 	if err != nil {
 		return nil, "", err
+	}
+	if mark != nil {
+		mark(c)
 	}
 	plain := ""
 	if !c.Public && c.TokenEndpointAuthMethod != "private_key_jwt" {

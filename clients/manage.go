@@ -124,6 +124,7 @@ func (s *Service) Patch(ctx context.Context, id string, edit func(*Metadata) err
 		// alone); the copy returned shows what is stored.
 		c.SecretHash, c.RotatedSecretHash, c.RotatedSecretExpiresAt = old.SecretHash, old.RotatedSecretHash, old.RotatedSecretExpiresAt
 		c.CreatedAt = old.CreatedAt
+		c.Dynamic, c.RegistrationTokenHash, c.ObtainedToken = old.Dynamic, old.RegistrationTokenHash, old.ObtainedToken
 		return ms.UpdateClient(ctx, c)
 	})
 	if err != nil {

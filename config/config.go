@@ -57,6 +57,23 @@ type Config struct {
 	Audit    AuditConfig    `koanf:"audit"`
 	Pprof    PprofConfig    `koanf:"pprof"`
 	Limits   LimitsConfig   `koanf:"limits"`
+
+	// Resources are the resource servers tokens may be issued for (RFC
+	// 8707, SPEC §6): the file's resources list and LATCH_RESOURCES.
+	Resources []Resource `koanf:"resources"`
+	// DefaultResource is the resource of a request that names none; empty
+	// keeps the issuer as the audience.
+	DefaultResource string `koanf:"default_resource"`
+	// Registration is dynamic client registration (RFC 7591): off, open
+	// or token (an initial access token from /api/registration_tokens).
+	Registration string `koanf:"registration"`
+	// ClientMetadataDocuments accepts https client ids whose metadata
+	// document Latch fetches (CIMD): on or off.
+	ClientMetadataDocuments string `koanf:"client_metadata_documents"`
+	// CIMD is the operator's policy for client metadata documents.
+	CIMD CIMDConfig `koanf:"cimd"`
+	// DynamicClients governs clients registered through /oauth2/register.
+	DynamicClients DynamicClientsConfig `koanf:"dynamic_clients"`
 }
 
 // LimitsConfig sets the abuse limits of SPEC §7; 0 turns a limit off. The
@@ -342,6 +359,9 @@ func defaults() *Config {
 			FailedCredentialsPerIP: 300, FailedCredentialsPerClient: 1000,
 			FailureWindow: 5 * time.Minute, FailureSync: time.Second,
 		},
+		Registration: RegistrationOff, ClientMetadataDocuments: "on",
+		CIMD:           CIMDConfig{MinCache: 5 * time.Minute, MaxCache: 24 * time.Hour, NegativeCache: time.Minute},
+		DynamicClients: DynamicClientsConfig{IdleLifetime: 24 * time.Hour},
 	}
 }
 

@@ -88,7 +88,7 @@ func Load(opts LoadOptions) (*Config, error) {
 		cfg     = defaults()
 	)
 
-	var fileScopes any
+	var fileScopes, fileResources any
 	if path := configPath(opts); path != "" {
 		fk := koanf.New(".")
 		if err := fk.Load(file.Provider(path), yaml.Parser()); err != nil {
@@ -97,12 +97,13 @@ func Load(opts LoadOptions) (*Config, error) {
 		raw := fk.Raw()
 		checkKeys(&ps, raw, reflect.TypeFor[Config](), "")
 		fileScopes = raw["scopes"]
+		fileResources = raw["resources"]
 		if err := k.Merge(fk); err != nil {
 			return nil, fmt.Errorf("config: merging config file %q: %w", path, err)
 		}
 	}
 
-	var envScopes string
+	var envScopes, envResources string
 	envProvider := env.Provider(".", env.Opt{
 		Prefix:      envPrefix,
 		EnvironFunc: func() []string { return opts.Environ },
@@ -112,6 +113,9 @@ func Load(opts LoadOptions) (*Config, error) {
 				return "", nil
 			case EnvScopes:
 				envScopes = val
+				return "", nil
+			case EnvResources:
+				envResources = val
 				return "", nil
 			}
 			if isOrchestratorVar(name) {
@@ -169,6 +173,7 @@ func Load(opts LoadOptions) (*Config, error) {
 
 	cfg.Scopes = mergeScopes(cfg.Scopes, decodeFileScopes(&ps, fileScopes))
 	cfg.Scopes = mergeScopes(cfg.Scopes, parseEnvScopes(&ps, envScopes))
+	cfg.Resources = append(decodeFileResources(&ps, fileResources), parseEnvResources(envResources)...)
 
 	if cfg.Issuer == "" {
 		cfg.Issuer = defaultIssuer(cfg.HTTP.Addr)
@@ -231,7 +236,7 @@ func init() {
 		leafByEnv[l.env] = l
 		envNames = append(envNames, l.env)
 	}
-	envNames = append(envNames, EnvConfigFile, EnvScopes)
+	envNames = append(envNames, EnvConfigFile, EnvScopes, EnvResources)
 }
 
 // walkLeaves derives keys and variable names from the koanf tags, so the
@@ -250,7 +255,8 @@ func walkLeaves(t reflect.Type, prefix string, index []int) {
 		case f.Type.Kind() == reflect.Struct:
 			walkLeaves(f.Type, key+".", idx)
 		case f.Type.Kind() == reflect.Slice:
-			// Scopes: merged specially and set through LATCH_SCOPES.
+			// Scopes and resources: merged specially and set through
+			// LATCH_SCOPES and LATCH_RESOURCES.
 		default:
 			env := f.Tag.Get("env") // a name deployments already use
 			if env == "" {

@@ -162,6 +162,7 @@ func (c *Config) validate(ps *problems) {
 	}
 	oneOf(ps, "logout.revoke_tokens", c.Logout.RevokeTokens, RevokeOnline, RevokeAll, RevokeNone)
 	c.validateLimits(ps)
+	c.validateRegistration(ps)
 
 	oneOf(ps, "tokens.access_token_format", c.Tokens.AccessTokenFormat, AccessTokenJWT, AccessTokenOpaque)
 	oneOf(ps, "log.level", c.Log.Level, "debug", "info", "warn", "error")

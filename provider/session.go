@@ -2,6 +2,7 @@ package provider
 
 import (
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/ory/fosite"
@@ -18,8 +19,15 @@ type Session struct {
 	ClientID string `json:"client_id"`
 	// UserClaims are released at userinfo, filtered by granted scopes.
 	UserClaims map[string]any `json:"user_claims,omitempty"`
-	// Audience is the access token's aud when none was granted.
+	// Audience is the access token's aud when it has no other.
 	Audience []string `json:"aud,omitempty"`
+	// TokenResources are the resources the current access token is for
+	// (its aud, with any audience fosite granted).
+	TokenResources []string `json:"tres,omitempty"`
+	// Resources are the resource servers (RFC 8707) authorised at the
+	// authorization request; every token of the grant may be for all of
+	// them or narrowed to some (RFC 8707 §2.2).
+	Resources []string `json:"res,omitempty"`
 	// JKT binds the tokens to a DPoP key (RFC 9449 cnf.jkt).
 	JKT string `json:"jkt,omitempty"`
 }
@@ -66,6 +74,8 @@ func (s *Session) Clone() fosite.Session {
 	}
 	c.UserClaims = maps.Clone(s.UserClaims)
 	c.Audience = append([]string(nil), s.Audience...)
+	c.Resources = append([]string(nil), s.Resources...)
+	c.TokenResources = append([]string(nil), s.TokenResources...)
 	return &c
 }
 
@@ -78,7 +88,7 @@ func (s *Session) GetJWTClaims() jwt.JWTClaimsContainer {
 	if s.Claims != nil && !s.Claims.AuthTime.IsZero() {
 		extra["auth_time"] = s.Claims.AuthTime.Unix()
 	}
-	return &atClaims{JWTClaims: &jwt.JWTClaims{Subject: s.Subject, Extra: extra}, defaultAud: s.Audience}
+	return &atClaims{JWTClaims: &jwt.JWTClaims{Subject: s.Subject, Extra: extra}, resources: s.TokenResources, defaultAud: s.Audience}
 }
 
 // GetJWTHeader marks the token as an access token (RFC 9068 §2.1), so it
@@ -87,17 +97,30 @@ func (s *Session) GetJWTHeader() *jwt.Headers {
 	return &jwt.Headers{Extra: map[string]any{"typ": "at+jwt"}}
 }
 
-// atClaims gives aud a default: RFC 9068 requires it, and fosite leaves it
-// empty when no audience was granted.
+// atClaims sets aud: what fosite granted (an `audience` parameter) and
+// the token's resources, else the default (the issuer; RFC 9068 requires
+// an aud).
 type atClaims struct {
 	*jwt.JWTClaims
-	defaultAud []string
+	resources, defaultAud []string
 }
 
 func (c *atClaims) With(expiry time.Time, scope, audience []string) jwt.JWTClaimsContainer {
-	if len(audience) == 0 {
-		audience = c.defaultAud
-	}
-	c.JWTClaims.With(expiry, scope, audience)
+	c.JWTClaims.With(expiry, scope, TokenAudience(audience, c.resources, c.defaultAud))
 	return c
+}
+
+// TokenAudience is a token's aud: the audience fosite granted and the
+// token's resources, each once; the default when both are empty.
+func TokenAudience(granted, resources, def []string) []string {
+	out := slices.Clone(granted)
+	for _, a := range resources {
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 {
+		return slices.Clone(def)
+	}
+	return out
 }

@@ -35,6 +35,9 @@ func (s *Server) authorize(c echo.Context) error {
 	if pushed {
 		ctx = storage.WithPARClient(ctx, c.Request().Form.Get("client_id"))
 	}
+	if ok, err := s.checkDocumentClient(c, c.Request().Form.Get("client_id"), c.Request().Form.Get("redirect_uri")); !ok {
+		return err
+	}
 	ar, err := s.oauth.NewAuthorizeRequest(ctx, r)
 	if err != nil {
 		return s.authorizeError(c, ar, err)
@@ -175,6 +178,9 @@ func (s *Server) checkAuthorizeRequest(ar fosite.AuthorizeRequester, pushed, atP
 	if unknown := s.scopes.Unknown(ar.GetRequestedScopes()); len(unknown) > 0 {
 		return fosite.ErrInvalidScope.WithHintf("Unknown scope(s): %s.", strings.Join(unknown, " "))
 	}
+	if _, err := s.requestedResources(form["resource"], ar.GetRequestedScopes()); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -217,7 +223,8 @@ func (s *Server) authorizeSilently(c echo.Context, ar fosite.AuthorizeRequester,
 	if login == nil {
 		return s.authorizeError(c, ar, fosite.ErrLoginRequired.WithHint("No login session for this browser."))
 	}
-	auth, err := s.store.Authorization(c.Request().Context(), login.Subject, ar.GetClient().GetID())
+	clientID := ar.GetClient().GetID()
+	auth, err := s.store.AuthorizationAt(c.Request().Context(), login.Subject, clientID, storage.GrantRedirect(clientID, ar.GetRequestForm().Get("redirect_uri")))
 	if err != nil && !storage.IsNotFound(err) {
 		return s.authorizeError(c, ar, fosite.ErrServerError.WithWrap(err))
 	}
@@ -420,6 +427,14 @@ func (s *Server) authorizeResponse(ctx context.Context, ar fosite.AuthorizeReque
 		scopes.Claims(g.scopes, g.claims), g.claims)
 	// dpop_jkt binds the code: the token request must prove that key.
 	sess.JKT = ar.GetRequestForm().Get("dpop_jkt")
+	// The resources the tokens of this grant may be for (checked when the
+	// request came in, and again here in case the registry changed while
+	// the user decided).
+	res, err := s.requestedResources(ar.GetRequestForm()["resource"], ar.GetRequestedScopes())
+	if err != nil {
+		return nil, err
+	}
+	sess.Resources = res
 	if g.sid != "" {
 		if sess.Claims.Extra == nil {
 			sess.Claims.Extra = map[string]any{}
@@ -432,7 +447,7 @@ func (s *Server) authorizeResponse(ctx context.Context, ar fosite.AuthorizeReque
 	// session (whose end must reach it and may revoke the grant) commits
 	// with them.
 	var resp fosite.AuthorizeResponder
-	err := s.store.InTx(ctx, func(ctx context.Context) error {
+	err = s.store.InTx(ctx, func(ctx context.Context) error {
 		var err error
 		if resp, err = s.oauth.NewAuthorizeResponse(ctx, ar, sess); err != nil || g.sid == "" {
 			return err

@@ -42,6 +42,11 @@ type Metadata struct {
 	EndSessionEndpoint                         string   `json:"end_session_endpoint"`
 	BackchannelLogoutSupported                 bool     `json:"backchannel_logout_supported"`
 	BackchannelLogoutSessionSupported          bool     `json:"backchannel_logout_session_supported"`
+	// ClientIDMetadataDocumentSupported: https client ids are accepted
+	// (draft-ietf-oauth-client-id-metadata-document).
+	ClientIDMetadataDocumentSupported bool `json:"client_id_metadata_document_supported,omitempty"`
+	// RegistrationEndpoint is listed only while registration is on.
+	RegistrationEndpoint string `json:"registration_endpoint,omitempty"`
 }
 
 // clientAuthMethods are the client authentication methods fosite performs
@@ -84,6 +89,8 @@ func (s *Server) Metadata() Metadata {
 		EndSessionEndpoint:                         iss + logoutPath,
 		BackchannelLogoutSupported:                 true,
 		BackchannelLogoutSessionSupported:          true,
+		ClientIDMetadataDocumentSupported:          s.opt.ClientMetadataDocuments,
+		RegistrationEndpoint:                       s.opt.RegistrationEndpoint,
 	}
 }
 

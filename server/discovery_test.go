@@ -46,6 +46,7 @@ func TestDiscoveryDocumentExactly(t *testing.T) {
 		"end_session_endpoint":                             iss + "/oauth2/logout",
 		"backchannel_logout_supported":                     true,
 		"backchannel_logout_session_supported":             true,
+		"client_id_metadata_document_supported":            true,
 	}
 	for _, path := range []string{"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"} {
 		resp, body := latchtest.NewBrowser(t).Get(env.URL + path)

@@ -40,6 +40,9 @@ func (s *Server) par(c echo.Context) error {
 		// RFC 9126 §2.1; refused here so fosite never considers fetching it.
 		return s.parError(c, nil, fosite.ErrInvalidRequest.WithHint("A pushed authorization request cannot carry request_uri."))
 	}
+	if ok, err := s.checkDocumentClient(c, r.Form.Get("client_id"), r.Form.Get("redirect_uri")); !ok {
+		return err
+	}
 	ar, err := s.oauth.NewPushedAuthorizeRequest(ctx, r)
 	if err != nil {
 		return s.parError(c, ar, err)

@@ -28,6 +28,7 @@ import (
 	"github.com/latchhq/latch/dpop"
 	"github.com/latchhq/latch/keys"
 	"github.com/latchhq/latch/ratelimit"
+	"github.com/latchhq/latch/resources"
 	"github.com/latchhq/latch/scopes"
 	"github.com/latchhq/latch/secret"
 	"github.com/latchhq/latch/storage"
@@ -43,9 +44,10 @@ type Store interface {
 	CreateLoginSession(ctx context.Context, l *storage.LoginSession) error
 	LoginSession(ctx context.Context, idHash string) (*storage.LoginSession, error)
 	RecordSessionGrant(ctx context.Context, g *storage.SessionGrant) error
-	Authorization(ctx context.Context, subject, clientID string) (*storage.Authorization, error)
+	AuthorizationAt(ctx context.Context, subject, clientID, redirectURI string) (*storage.Authorization, error)
 	APIKeyByHash(ctx context.Context, hash string) (*storage.APIKey, error)
 	RevokeGrant(ctx context.Context, requestID string) error
+	MarkClientObtainedToken(ctx context.Context, id string) error
 }
 
 // Options are the HTTP-level settings.
@@ -68,6 +70,11 @@ type Options struct {
 	// second listener the public network cannot reach; Handler then
 	// answers 404 for them.
 	SeparateAdmin bool
+	// ClientMetadataDocuments says https client ids are accepted (SPEC §6).
+	ClientMetadataDocuments bool
+	// RegistrationEndpoint is advertised in discovery; empty while dynamic
+	// registration is off.
+	RegistrationEndpoint string
 }
 
 // Deps are the server's collaborators, built by main.
@@ -89,6 +96,8 @@ type Deps struct {
 	// Failures limits failed credentials across instances; nil turns the
 	// limits off.
 	Failures *ratelimit.Failures
+	// Resources are the resource servers (RFC 8707); nil knows none.
+	Resources *resources.Registry
 }
 
 // Server is the HTTP server.
@@ -111,6 +120,8 @@ type Server struct {
 	audit   *audit.Recorder
 	// outageLogged is when a database outage was last logged (outage.go).
 	outageLogged atomic.Int64
+	// resources are the resource servers tokens may be issued for.
+	resources *resources.Registry
 	// sessions ends login sessions (sign-out).
 	sessions Sessions
 	// API is the /api group (admin API key required), for other packages'
@@ -131,7 +142,7 @@ func New(opt Options, d Deps) *Server {
 	}
 	s := &Server{
 		opt: opt, store: d.Store, oauth: d.OAuth, keys: d.Keys, hasher: d.Hasher, scopes: d.Scopes,
-		appr: d.Approval, log: d.Logger, now: d.Now, audit: d.Audit, dpop: d.DPoP, sessions: d.Sessions,
+		appr: d.Approval, log: d.Logger, now: d.Now, audit: d.Audit, dpop: d.DPoP, resources: d.Resources, sessions: d.Sessions,
 		secure: strings.HasPrefix(opt.Issuer, "https://"),
 	}
 	s.metrics = newHTTPMetrics(d.Metrics, func() []*echo.Echo {

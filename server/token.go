@@ -45,6 +45,9 @@ func (s *Server) token(c echo.Context) error {
 			return s.tokenError(c, ar, err)
 		}
 	}
+	if err := s.grantResources(ar); err != nil {
+		return s.tokenError(c, ar, err)
+	}
 	if err := bindToken(ar, proof); err != nil {
 		return s.tokenError(c, ar, err)
 	}
@@ -55,6 +58,13 @@ func (s *Server) token(c echo.Context) error {
 		return s.tokenError(c, ar, err)
 	}
 	s.auditToken(ctx, c.Request(), ar, nil)
+	if sc, ok := ar.GetClient().(*storage.Client); ok && sc.Dynamic && !sc.ObtainedToken {
+		// A dynamically registered client in use is not idle: the janitor
+		// deletes only those that never obtained a token.
+		if err := s.store.MarkClientObtainedToken(ctx, sc.ID); err != nil {
+			s.log.Warn("mark dynamic client as used", "client_id", sc.ID, "err", err)
+		}
+	}
 	if proof != nil {
 		resp.SetTokenType("DPoP")
 		s.setNonce(c)
@@ -274,7 +284,7 @@ func (s *Server) introspect(c echo.Context) error {
 	if err != nil {
 		return c.JSON(http.StatusOK, map[string]any{"active": false})
 	}
-	if !isAPIKey && ar.GetClient().GetID() != callerID && !slices.Contains(ar.GetGrantedAudience(), callerID) {
+	if !isAPIKey && ar.GetClient().GetID() != callerID && !slices.Contains(provider.TokenAudience(ar.GetGrantedAudience(), sess.TokenResources, nil), callerID) {
 		return c.JSON(http.StatusOK, map[string]any{"active": false})
 	}
 	out := map[string]any{
@@ -295,10 +305,7 @@ func (s *Server) introspect(c echo.Context) error {
 	if exp := sess.GetExpiresAt(use); !exp.IsZero() {
 		out["exp"] = exp.Unix()
 	}
-	aud := ar.GetGrantedAudience()
-	if len(aud) == 0 {
-		aud = sess.Audience
-	}
+	aud := provider.TokenAudience(ar.GetGrantedAudience(), sess.TokenResources, sess.Audience)
 	if len(aud) > 0 {
 		out["aud"] = aud
 	}

@@ -108,6 +108,9 @@ func (cc *clientCache) registerInvalidation(db *gorm.DB) error {
 // inside a transaction reads through the transaction and is not cached: the
 // row it sees may not be committed yet.
 func (s *Store) cachedClient(ctx context.Context, id string) (*Client, error) {
+	if s.external != nil && s.external.Handles(id) {
+		return s.external.Client(ctx, id)
+	}
 	if s.clients == nil {
 		return s.loadClient(ctx, id)
 	}

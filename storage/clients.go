@@ -59,6 +59,18 @@ type Client struct {
 	BackchannelLogoutURI             string   `gorm:"column:backchannel_logout_uri" json:"backchannel_logout_uri,omitempty"`
 	BackchannelLogoutSessionRequired bool     `gorm:"column:backchannel_logout_session_required" json:"backchannel_logout_session_required,omitempty"`
 
+	// Dynamic marks a client that registered itself (RFC 7591); only it
+	// has a RegistrationTokenHash, the hash of its RFC 7592 registration
+	// access token. ObtainedToken says it has obtained a token at least
+	// once: the janitor deletes dynamic clients that never did.
+	Dynamic               bool   `gorm:"column:dynamic" json:"-"`
+	RegistrationTokenHash string `gorm:"column:registration_token_hash" json:"-"`
+	ObtainedToken         bool   `gorm:"column:obtained_token" json:"-"`
+
+	// Document is true for a client identified by a Client ID Metadata
+	// Document (its id is the document's URL); such clients are never rows.
+	Document bool `gorm:"-" json:"-"`
+
 	// jwks is JWKS parsed once on load: fosite wants go-jose v3 types here.
 	jwks *jose.JSONWebKeySet `gorm:"-"`
 	// rotatedLive says whether RotatedSecretHash is in its grace period by

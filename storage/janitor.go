@@ -18,6 +18,9 @@ type JanitorOptions struct {
 	ReplayGrace time.Duration
 	// AuditRetention deletes audit events older than this; 0 keeps them.
 	AuditRetention time.Duration
+	// DynamicClientIdle deletes dynamically registered clients that have
+	// obtained no token this long after registering; 0 keeps them.
+	DynamicClientIdle time.Duration
 }
 
 // DefaultReplayGrace is ReplayGrace's default.
@@ -99,6 +102,11 @@ func (s *Store) Purge(ctx context.Context, o JanitorOptions) (PurgeResult, error
 	if r := o.AuditRetention; r > 0 {
 		targets = append(targets, purgeTarget{"audit_events", "audit_events", "id", "time < ?",
 			func(now time.Time) []any { return []any{now.Add(-r)} }})
+	}
+	if idle := o.DynamicClientIdle; idle > 0 {
+		// Such a client has no tokens, sessions or grants to revoke.
+		targets = append(targets, purgeTarget{"clients/idle_dynamic", "clients", "id", "dynamic = ? AND obtained_token = ? AND created_at < ?",
+			func(now time.Time) []any { return []any{true, false, now.Add(-idle)} }})
 	}
 	out := PurgeResult{}
 	for _, tg := range targets {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ory/fosite"
@@ -258,35 +259,55 @@ func (s *Store) DeleteLoginSession(ctx context.Context, idHash string) error {
 
 // Authorization is a remembered consent: a user let a client have scopes.
 type Authorization struct {
-	Subject   string    `gorm:"column:subject;primaryKey" json:"user"`
-	ClientID  string    `gorm:"column:client_id;primaryKey" json:"client_id"`
-	Scopes    []string  `gorm:"column:scopes;serializer:json" json:"scopes"`
-	CreatedAt time.Time `gorm:"column:created_at" json:"created_at"`
-	UpdatedAt time.Time `gorm:"column:updated_at" json:"updated_at"`
+	Subject  string `gorm:"column:subject;primaryKey" json:"user"`
+	ClientID string `gorm:"column:client_id;primaryKey" json:"client_id"`
+	// RedirectURI is set only for clients identified by a metadata
+	// document: their grants are per installation (GrantRedirect).
+	RedirectURI string    `gorm:"column:redirect_uri;primaryKey" json:"redirect_uri,omitempty"`
+	Scopes      []string  `gorm:"column:scopes;serializer:json" json:"scopes"`
+	CreatedAt   time.Time `gorm:"column:created_at" json:"created_at"`
+	UpdatedAt   time.Time `gorm:"column:updated_at" json:"updated_at"`
 }
 
 func (Authorization) TableName() string { return "authorizations" }
 
+// GrantRedirect is the redirect URI a remembered authorization is kept
+// under: the request's for a client identified by a metadata document
+// (its id is a URL, which a registered id never is), so two installations
+// of one agent never share a grant (SPEC §6); "" for every other client.
+func GrantRedirect(clientID, redirectURI string) string {
+	if strings.Contains(clientID, "://") {
+		return redirectURI
+	}
+	return ""
+}
+
 // RememberAuthorization adds scopes to a user's authorization of a client.
 func (s *Store) RememberAuthorization(ctx context.Context, subject, clientID string, scopes []string) error {
+	return s.RememberAuthorizationAt(ctx, subject, clientID, "", scopes)
+}
+
+// RememberAuthorizationAt adds scopes to a user's authorization of a
+// client for one redirect URI (GrantRedirect).
+func (s *Store) RememberAuthorizationAt(ctx context.Context, subject, clientID, redirectURI string, scopes []string) error {
 	return s.InTx(ctx, func(ctx context.Context) error {
 		// Under the grant lock, so a concurrent revocation either forgets
 		// what this writes or runs first and is not undone by it.
 		if known, err := s.lockGrant(ctx, subject, clientID); err != nil || !known {
 			return err // a client deleted meanwhile: nothing to remember
 		}
-		existing, err := s.Authorization(ctx, subject, clientID)
+		existing, err := s.AuthorizationAt(ctx, subject, clientID, redirectURI)
 		if err != nil && !errors.Is(err, fosite.ErrNotFound) {
 			return err
 		}
 		now := s.now()
-		a := Authorization{Subject: subject, ClientID: clientID, Scopes: union(nil, scopes), CreatedAt: now, UpdatedAt: now}
+		a := Authorization{Subject: subject, ClientID: clientID, RedirectURI: redirectURI, Scopes: union(nil, scopes), CreatedAt: now, UpdatedAt: now}
 		if existing != nil {
 			a.CreatedAt = existing.CreatedAt
 			a.Scopes = union(existing.Scopes, scopes)
 		}
 		return translate(s.conn(ctx).Clauses(clause.OnConflict{
-			Columns:   []clause.Column{{Name: "subject"}, {Name: "client_id"}},
+			Columns:   []clause.Column{{Name: "subject"}, {Name: "client_id"}, {Name: "redirect_uri"}},
 			DoUpdates: clause.AssignmentColumns([]string{"scopes", "updated_at"}),
 		}).Create(&a).Error)
 	})
@@ -294,8 +315,14 @@ func (s *Store) RememberAuthorization(ctx context.Context, subject, clientID str
 
 // Authorization loads one remembered authorization.
 func (s *Store) Authorization(ctx context.Context, subject, clientID string) (*Authorization, error) {
+	return s.AuthorizationAt(ctx, subject, clientID, "")
+}
+
+// AuthorizationAt loads one remembered authorization for a redirect URI
+// (GrantRedirect).
+func (s *Store) AuthorizationAt(ctx context.Context, subject, clientID, redirectURI string) (*Authorization, error) {
 	var a Authorization
-	if err := s.conn(ctx).Where("subject = ? AND client_id = ?", subject, clientID).Take(&a).Error; err != nil {
+	if err := s.conn(ctx).Where("subject = ? AND client_id = ? AND redirect_uri = ?", subject, clientID, redirectURI).Take(&a).Error; err != nil {
 		return nil, translate(err)
 	}
 	return &a, nil
@@ -304,7 +331,7 @@ func (s *Store) Authorization(ctx context.Context, subject, clientID string) (*A
 // ListAuthorizations returns a user's remembered authorizations.
 func (s *Store) ListAuthorizations(ctx context.Context, subject string) ([]Authorization, error) {
 	var out []Authorization
-	if err := s.conn(ctx).Where("subject = ?", subject).Order("client_id").Find(&out).Error; err != nil {
+	if err := s.conn(ctx).Where("subject = ?", subject).Order("client_id, redirect_uri").Find(&out).Error; err != nil {
 		return nil, translate(err)
 	}
 	return out, nil

@@ -47,6 +47,9 @@ type Store struct {
 	now     func() time.Time
 	clients *clientCache
 	codes   codeMemo
+	// external resolves client ids that are not rows (metadata
+	// documents); nil resolves none.
+	external ExternalClients
 }
 
 // Open connects to dsn ("sqlite://PATH" or "postgres://..."). It does not

@@ -10,11 +10,12 @@ CREATE INDEX login_sessions_subject_idx ON login_sessions (subject);
 -- Every grant (code, and the token family it leads to, by request_id)
 -- issued under a login session: who must hear of its end, and which tokens
 -- the end may revoke. expires_at is the session's, so the janitor drops
--- rows of sessions that simply ran out.
+-- rows of sessions that simply ran out. client_id has no foreign key: a
+-- client identified by a metadata document (an https client id) is no row.
 CREATE TABLE login_session_grants (
     sid        TEXT NOT NULL,
     request_id TEXT NOT NULL,
-    client_id  TEXT NOT NULL REFERENCES clients (id) ON DELETE CASCADE,
+    client_id  TEXT NOT NULL,
     subject    TEXT NOT NULL,
     offline    BOOLEAN NOT NULL DEFAULT FALSE,
     created_at TIMESTAMP NOT NULL,

@@ -1,0 +1,73 @@
+package server
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/latchhq/latch/cimd"
+)
+
+// checkDocumentClient answers, before fosite looks at the request, for a
+// client identified by a metadata document (SPEC §6): a document that
+// cannot be fetched or is refused, or a redirect URI it does not list, is
+// a 400 shown to the browser, never a redirect (nothing about the client
+// can be trusted). It returns false when it has answered. Other clients
+// are left to fosite, without a lookup here.
+func (s *Server) checkDocumentClient(c echo.Context, clientID, redirectURI string) (bool, error) {
+	if !strings.Contains(clientID, "://") {
+		return true, nil
+	}
+	cl, err := s.store.Client(c.Request().Context(), clientID)
+	var refused *cimd.Error
+	switch {
+	case errors.As(err, &refused):
+		return false, documentRefused(c, refused.Reason)
+	case err != nil:
+		// Not a document id after all (or CIMD is off): fosite answers.
+		return true, nil
+	case !cl.Document:
+		return true, nil
+	}
+	if redirectURI != "" && !redirectAllowed(redirectURI, cl.RedirectURIs) {
+		return false, documentRefused(c, "redirect_uri is not one of the redirect_uris of the client's metadata document")
+	}
+	return true, nil
+}
+
+func documentRefused(c echo.Context, desc string) error {
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusBadRequest, map[string]string{"error": "invalid_client", "error_description": desc})
+}
+
+// redirectAllowed is the one place a requested redirect URI is matched
+// against registered ones: exactly, or by the loopback rule of RFC 8252
+// §7.3 (a registered http loopback URI accepts any port on the same host
+// and path).
+func redirectAllowed(requested string, registered []string) bool {
+	if slices.Contains(registered, requested) {
+		return true
+	}
+	req, err := url.Parse(requested)
+	if err != nil || req.Scheme != "http" || !isLoopbackHost(req.Hostname()) {
+		return false
+	}
+	return slices.ContainsFunc(registered, func(r string) bool {
+		u, err := url.Parse(r)
+		return err == nil && u.Scheme == "http" && u.Hostname() == req.Hostname() &&
+			u.Path == req.Path && u.RawQuery == req.RawQuery
+	})
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
