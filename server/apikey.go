@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"net/http"
 
@@ -13,8 +12,6 @@ import (
 	"github.com/latchhq/latch/storage"
 )
 
-type apiKeyCtx struct{}
-
 // requireAPIKey admits a request carrying a live admin key in X-API-Key.
 // Keys are looked up by their keyed hash, so comparison time says nothing
 // about how much of a guess was right.
@@ -24,8 +21,7 @@ func (s *Server) requireAPIKey(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		ctx := context.WithValue(c.Request().Context(), apiKeyCtx{}, k)
-		ctx = audit.WithActor(ctx, audit.ActorAPIKey, k.ID)
+		ctx := audit.WithActor(c.Request().Context(), audit.ActorAPIKey, k.ID)
 		c.SetRequest(c.Request().WithContext(ctx))
 		return next(c)
 	}
@@ -71,10 +67,4 @@ func (s *Server) checkAPIKey(c echo.Context) (*storage.APIKey, error) {
 		return nil, apierror.Internal(err)
 	}
 	return k, nil
-}
-
-// APIKeyFrom returns the admin key that authorised the request, if any.
-func APIKeyFrom(ctx context.Context) (*storage.APIKey, bool) {
-	k, ok := ctx.Value(apiKeyCtx{}).(*storage.APIKey)
-	return k, ok
 }
