@@ -17,7 +17,6 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -54,21 +53,6 @@ type Options struct {
 	// Now is Latch's clock (sessions, keys, storage expiry); nil is time.Now.
 	Now func() time.Time
 }
-
-// Clock is a settable clock for expiry tests.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-// NewClock starts at the current time.
-func NewClock() *Clock { return &Clock{t: time.Now()} }
-
-// Now reads the clock.
-func (c *Clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
-// Advance moves the clock forward.
-func (c *Clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 // Env is one running Latch.
 type Env struct {

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/latchhq/latch/latchtest"
+	"github.com/latchhq/latch/storage/conformance"
 )
 
 // outcome is what a refused request produced, read the same way whether
@@ -43,7 +44,7 @@ func readOutcome(t *testing.T, resp *http.Response, body []byte) outcome {
 // negFixture holds what the rows share: one instance, clients, a browser.
 type negFixture struct {
 	env    *latchtest.Env
-	clock  *latchtest.Clock
+	clock  *conformance.Clock
 	web    latchtest.Client
 	other  latchtest.Client
 	native latchtest.Client
@@ -97,7 +98,7 @@ func do(t *testing.T, req *http.Request) (*http.Response, []byte) {
 }
 
 func TestRefusals(t *testing.T) {
-	clock := latchtest.NewClock()
+	clock := conformance.NewClockAt(time.Now())
 	env := latchtest.Start(t, latchtest.Options{Now: clock.Now})
 	f := &negFixture{env: env, clock: clock, web: env.WebClient("client_secret_basic"),
 		other: env.WebClient("client_secret_basic"), native: env.NativeClient()}

@@ -27,7 +27,9 @@ import (
 // clock through opts.Now) and closes it when t ends.
 type Opener func(t *testing.T, opts storage.Options) *storage.Store
 
-// Clock is a settable clock shared by a store and the test.
+// Clock is a settable clock shared by a store and the test: the one test
+// clock of the module (latchtest instances, rate limits, key rotation and
+// fetch caches take it too), so expiry is tested without sleeping.
 type Clock struct {
 	mu sync.Mutex
 	t  time.Time
