@@ -19,7 +19,6 @@ import (
 
 	jose3 "github.com/go-jose/go-jose/v3"
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/ory/fosite"
 
 	"github.com/latchhq/latch/audit"
 	"github.com/latchhq/latch/secret"
@@ -179,7 +178,7 @@ func (m *Manager) locked(ctx context.Context, fn func(ctx context.Context) error
 			if _, err := m.sealer.Open(sealed, dataKeyAAD()); err != nil {
 				return ErrStaleMasterKey
 			}
-		case !errors.Is(err, fosite.ErrNotFound):
+		case !errors.Is(err, storage.ErrNotFound):
 			return fmt.Errorf("check master key: %w", err)
 		}
 		return fn(ctx)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ory/fosite"
 	"gorm.io/gorm/clause"
 )
 
@@ -89,7 +88,7 @@ func wellFormedID(id string) bool {
 // errUnknownSession is what a malformed id gets: the same not-found as a
 // well-formed id nobody issued.
 func errUnknownSession(id string) error {
-	return fmt.Errorf("auth session %.40q: %w", id, fosite.ErrNotFound)
+	return fmt.Errorf("auth session %.40q: %w", id, ErrNotFound)
 }
 
 // AuthSession loads a session; ErrNotFound or ErrExpired (with the row).
@@ -273,7 +272,7 @@ func (s *Store) RememberAuthorization(ctx context.Context, subject, clientID str
 			return err // a client deleted meanwhile: nothing to remember
 		}
 		existing, err := s.Authorization(ctx, subject, clientID)
-		if err != nil && !errors.Is(err, fosite.ErrNotFound) {
+		if err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
 		now := s.now()

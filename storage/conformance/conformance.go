@@ -166,6 +166,12 @@ func wantErr(t *testing.T, what string, err, want error) {
 	if !errors.Is(err, want) {
 		t.Fatalf("%s: error %v, want %v", what, err, want)
 	}
+	// fosite's sentinel and the store's own word always come together.
+	for fositeErr, own := range map[error]error{fosite.ErrNotFound: storage.ErrNotFound, fosite.ErrSerializationFailure: storage.ErrConflict} {
+		if errors.Is(want, fositeErr) && !errors.Is(err, own) {
+			t.Fatalf("%s: error %v is %v but not %v", what, err, fositeErr, own)
+		}
+	}
 }
 
 // race runs fn from n goroutines released together and returns how many
