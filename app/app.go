@@ -139,7 +139,7 @@ func (a *App) prepare(ctx context.Context, opt Options) error {
 // Provider builds the fosite provider.
 func (a *App) Provider() *fosite.Fosite {
 	cfg := a.Config
-	p, _ := provider.New(provider.Options{
+	return provider.New(provider.Options{
 		Issuer:               cfg.Issuer,
 		AccessTokenLifetime:  cfg.Tokens.AccessTokenLifetime,
 		RefreshTokenLifetime: cfg.Tokens.RefreshTokenLifetime,
@@ -153,7 +153,6 @@ func (a *App) Provider() *fosite.Fosite {
 		Now:                  a.Now,
 		Log:                  a.Log,
 	}, a.Store, a.Keys.Signer(keys.ES256))
-	return p.(*fosite.Fosite)
 }
 
 // Server builds the HTTP server with its metrics registry.
