@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/latchhq/latch/apierror"
+	"github.com/latchhq/latch/apikeys"
 	"github.com/latchhq/latch/approval"
 	"github.com/latchhq/latch/audit"
 	"github.com/latchhq/latch/config"
@@ -77,6 +78,8 @@ type Deps struct {
 	Metrics  *prometheus.Registry
 	Now      func() time.Time
 	Audit    *audit.Recorder // nil records nothing
+	// APIKeys checks X-API-Key on /api (and audits each use).
+	APIKeys *apikeys.Service
 	// DPoP verifies proofs; nil turns DPoP off.
 	DPoP *dpop.Verifier
 	// Failures limits failed credentials across instances; nil turns the
@@ -101,6 +104,7 @@ type Server struct {
 	metrics *httpMetrics
 	limits  *limiters
 	audit   *audit.Recorder
+	apiKeys *apikeys.Service
 	// outageLogged is when a database outage was last logged (outage.go).
 	outageLogged atomic.Int64
 	// API is the /api group (admin API key required), for other packages'
@@ -123,6 +127,7 @@ func New(opt Options, d Deps) *Server {
 	s := &Server{
 		opt: opt, store: d.Store, oauth: d.OAuth, keys: d.Keys, hasher: d.Hasher, scopes: d.Scopes,
 		appr: d.Approval, log: d.Logger, now: d.Now, audit: d.Audit, dpop: d.DPoP,
+		apiKeys: d.APIKeys,
 		secure:  strings.HasPrefix(opt.Issuer, "https://"),
 		metrics: newHTTPMetrics(d.Metrics, e),
 	}
