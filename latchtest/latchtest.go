@@ -5,9 +5,7 @@
 package latchtest
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
@@ -263,27 +261,7 @@ func (e *Env) API(method, path string, body any) (int, map[string]any) {
 // APIWithKey calls the admin API with a given key.
 func (e *Env) APIWithKey(key, method, path string, body any) (int, map[string]any) {
 	e.T.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, e.URL+path, rd)
-	if key != "" {
-		req.Header.Set("X-API-Key", key)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.T.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	out := map[string]any{}
-	raw, _ := io.ReadAll(resp.Body)
-	_ = json.Unmarshal(raw, &out)
-	return resp.StatusCode, out
+	return CallAPI(e.T, e.URL, key, method, path, body)
 }
 
 // Approve approves a session as the host app and returns the redirect_uri.
