@@ -28,9 +28,6 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Cause }
 
-// WithCause attaches a private cause.
-func (e *Error) WithCause(err error) *Error { c := *e; c.Cause = err; return &c }
-
 func newf(status int, code, format string, args ...any) *Error {
 	return &Error{Status: status, Code: code, Description: fmt.Sprintf(format, args...)}
 }

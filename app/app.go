@@ -158,7 +158,7 @@ func (a *App) prepare(ctx context.Context, opt Options) error {
 // Provider builds the fosite provider.
 func (a *App) Provider() *fosite.Fosite {
 	cfg := a.Config
-	p, _ := provider.New(provider.Options{
+	return provider.New(provider.Options{
 		Issuer:               cfg.Issuer,
 		AccessTokenLifetime:  cfg.Tokens.AccessTokenLifetime,
 		RefreshTokenLifetime: cfg.Tokens.RefreshTokenLifetime,
@@ -172,7 +172,6 @@ func (a *App) Provider() *fosite.Fosite {
 		Now:                  a.Now,
 		Log:                  a.Log,
 	}, a.Store, a.Keys.Signer(keys.ES256))
-	return p.(*fosite.Fosite)
 }
 
 // Server builds the HTTP server with its metrics registry.
@@ -211,6 +210,7 @@ func (a *App) Server() *server.Server {
 		Store: a.Store, OAuth: a.Provider(), Keys: a.Keys, Hasher: a.Hasher, Scopes: a.Scopes,
 		Approval: appr, Logger: a.Log, Metrics: reg, Now: a.Now, Audit: rec, DPoP: a.DPoP, Resources: res,
 		Sessions: sessions,
+		APIKeys:  a.APIKeys(),
 		Failures: ratelimit.NewFailures(a.Store, ratelimit.FailureOptions{
 			PerIP: cfg.Limits.FailedCredentialsPerIP, PerClient: cfg.Limits.FailedCredentialsPerClient,
 			Window: cfg.Limits.FailureWindow, Sync: cfg.Limits.FailureSync, Now: a.Now, Log: a.Log,

@@ -2,13 +2,10 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 
-	"github.com/ory/fosite"
-
-	"github.com/latchhq/latch/audit"
+	"github.com/latchhq/latch/apikeys"
 	"github.com/latchhq/latch/clients"
 	"github.com/latchhq/latch/migrations"
 	"github.com/latchhq/latch/secret"
@@ -75,11 +72,10 @@ func (a *App) Bootstrap(ctx context.Context, out io.Writer) error {
 		switch {
 		case active:
 		case sqlite && firstStart:
-			k, plain, err := a.storeAPIKey(ctx, secret.ID(9), "admin", "latch_"+secret.New())
+			_, plain, err := a.APIKeys().Create(ctx, "admin", apikeys.SourceFirstStart)
 			if err != nil {
 				return err
 			}
-			a.Audit().Record(ctx, apiKeyCreated(k, "first start"))
 			msgs = append(msgs, fmt.Sprintf("\nAdmin API key (shown once, stored hashed):\n  %s\n", plain))
 		default:
 			warn = append(warn, "no active admin API key: create one with `latch apikey create --name NAME` (or set LATCH_API_KEY)")
@@ -125,14 +121,14 @@ func (a *App) Bootstrap(ctx context.Context, out io.Writer) error {
 // It returns the row when it was revoked. A new row is audited in the
 // caller's transaction, so the event commits with it.
 func (a *App) ensureConfigAPIKey(ctx context.Context, existing []storage.APIKey) (*storage.APIKey, error) {
-	hash := a.Hasher.Sum("apikey", a.Config.API.Key)
-	k, err := a.Store.APIKeyByHashAny(ctx, hash)
+	svc := a.APIKeys()
+	k, err := svc.Find(ctx, a.Config.API.Key)
 	switch {
 	case err == nil && k.RevokedAt != nil:
 		return k, nil
 	case err == nil:
 		return nil, nil
-	case !errors.Is(err, fosite.ErrNotFound):
+	case !storage.IsNotFound(err):
 		return nil, fmt.Errorf("look up configured api key: %w", err)
 	}
 	id := configKeyID
@@ -145,24 +141,10 @@ func (a *App) ensureConfigAPIKey(ctx context.Context, existing []storage.APIKey)
 			a.Log.Warn("LATCH_API_KEY changed; the earlier configured key stays valid until you revoke it", "earlier_api_key_id", configKeyID)
 		}
 	}
-	row, _, err := a.storeAPIKey(ctx, id, "LATCH_API_KEY", a.Config.API.Key)
-	if err != nil {
+	if _, err := svc.Adopt(ctx, id, "LATCH_API_KEY", a.Config.API.Key, apikeys.SourceConfig); err != nil {
 		return nil, fmt.Errorf("store configured api key: %w", err)
 	}
-	a.Audit().Record(ctx, apiKeyCreated(row, "LATCH_API_KEY"))
 	return nil, nil
-}
-
-func (a *App) storeAPIKey(ctx context.Context, id, name, plain string) (*storage.APIKey, string, error) {
-	k := &storage.APIKey{ID: id, Name: name, Hash: a.Hasher.Sum("apikey", plain)}
-	if err := a.Store.CreateAPIKey(ctx, k); err != nil {
-		return nil, "", fmt.Errorf("create api key: %w", err)
-	}
-	return k, plain, nil
-}
-
-func apiKeyCreated(k *storage.APIKey, source string) audit.Event {
-	return audit.Event{Name: audit.APIKeyCreated, Details: map[string]any{"api_key_id": k.ID, "name": k.Name, "source": source}}
 }
 
 // Clients returns the client registration service.

@@ -5,10 +5,10 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/latchhq/latch/apikeys"
 	"github.com/latchhq/latch/audit"
 	"github.com/latchhq/latch/clients"
 	"github.com/latchhq/latch/openapi"
-	"github.com/latchhq/latch/secret"
 	"github.com/latchhq/latch/server"
 	"github.com/latchhq/latch/storage"
 )
@@ -41,13 +41,12 @@ func (a *App) Registration(limits clients.CredentialLimits, perIP echo.Middlewar
 	return clients.NewRegistration(a.Clients(), a.Store, a.Hasher, limits, a.Config.Registration, a.Config.Issuer, a.Now, perIP)
 }
 
+// APIKeys returns the admin API key service (every key event is audited
+// there, whoever acts: the server, the first start or the CLI).
+func (a *App) APIKeys() *apikeys.Service { return apikeys.New(a.Store, a.Hasher, a.Audit()) }
+
 // NewAPIKey makes a new admin key, stores only its hash, and returns the
 // row and the key in plaintext, once.
 func (a *App) NewAPIKey(ctx context.Context, name string) (*storage.APIKey, string, error) {
-	k, plain, err := a.storeAPIKey(ctx, secret.ID(9), name, "latch_"+secret.New())
-	if err != nil {
-		return nil, "", err
-	}
-	a.Audit().Record(ctx, apiKeyCreated(k, "cli"))
-	return k, plain, nil
+	return a.APIKeys().Create(ctx, name, apikeys.SourceCLI)
 }

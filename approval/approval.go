@@ -26,6 +26,7 @@ type Store interface {
 	Client(ctx context.Context, id string) (*storage.Client, error)
 	AuthorizationAt(ctx context.Context, subject, clientID, redirectURI string) (*storage.Authorization, error)
 	RememberAuthorizationAt(ctx context.Context, subject, clientID, redirectURI string, scopes []string) error
+	InTx(ctx context.Context, fn func(ctx context.Context) error) error
 }
 
 // Events receives what happened, for the audit log; nil means no one listens.
@@ -208,18 +209,38 @@ func (s *Service) Approve(ctx context.Context, id string, req ApproveRequest) (s
 		}
 	}
 	verifier := secret.New()
-	decided, err := s.store.DecideAuthSession(ctx, id, storage.Decision{
-		Approve: true, Subject: req.User, GrantedScopes: granted, Claims: req.Claims,
-		Remember: req.Remember, AuthTime: authTime, ACR: req.ACR, Verifier: verifier,
-	})
-	if err != nil {
-		return "", sessionError(err)
-	}
-	if req.Remember {
-		form, _ := url.ParseQuery(a.RequestForm)
-		if err := s.store.RememberAuthorizationAt(ctx, req.User, a.ClientID, storage.GrantRedirect(a.ClientID, form.Get("redirect_uri")), granted); err != nil {
-			return "", apierror.Internal(err)
+	var decided *storage.AuthSession
+	decide := func(ctx context.Context) error {
+		var err error
+		decided, err = s.store.DecideAuthSession(ctx, id, storage.Decision{
+			Approve: true, Subject: req.User, GrantedScopes: granted, Claims: req.Claims,
+			Remember: req.Remember, AuthTime: authTime, ACR: req.ACR, Verifier: verifier,
+		})
+		if err != nil {
+			return sessionError(err)
 		}
+		if req.Remember {
+			form, _ := url.ParseQuery(a.RequestForm)
+			if err := s.store.RememberAuthorizationAt(ctx, req.User, a.ClientID, storage.GrantRedirect(a.ClientID, form.Get("redirect_uri")), granted); err != nil {
+				return apierror.Internal(err)
+			}
+		}
+		return nil
+	}
+	// Remembering commits with the decision: were it to fail after the
+	// decision committed, the host app's retry would meet a 409 for an
+	// approval nobody can resume. Without it the decision is one statement
+	// and needs no transaction.
+	if req.Remember {
+		err = s.store.InTx(ctx, decide)
+	} else {
+		err = decide(ctx)
+	}
+	if err != nil {
+		if _, ok := asAPIError(err); ok {
+			return "", err
+		}
+		return "", apierror.Internal(err)
 	}
 	if s.events != nil {
 		s.events.SessionDecided(ctx, decided)

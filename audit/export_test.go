@@ -16,6 +16,7 @@ import (
 	"github.com/latchhq/latch/latchtest"
 	"github.com/latchhq/latch/migrations"
 	"github.com/latchhq/latch/storage"
+	"github.com/latchhq/latch/storage/conformance"
 	"github.com/latchhq/latch/storage/pgtest"
 )
 
@@ -167,7 +168,7 @@ func testExportOnce(t *testing.T, dsn string) {
 // The export cursor stands apart from the newest-first one, works with the
 // filters, and a cursor it did not issue is a 400.
 func TestExportCursorParameters(t *testing.T) {
-	clock := latchtest.NewClock()
+	clock := conformance.NewClock()
 	env := latchtest.Start(t, latchtest.Options{Now: clock.Now})
 	rec := env.App.Audit()
 	ctx := context.Background()

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/ory/fosite"
+	"github.com/latchhq/latch/storage"
 )
 
 // DataKeyStore keeps sealed key material.
@@ -38,7 +38,7 @@ func dataKeyAAD() []byte { return []byte("key_material/" + dataKeyName) }
 func LoadDataKey(ctx context.Context, store DataKeyStore, sealer *Sealer, master MasterKey) (MasterKey, error) {
 	var k MasterKey
 	sealed, err := store.KeyMaterial(ctx, dataKeyName)
-	if errors.Is(err, fosite.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) {
 		legacy, err := store.HoldsData(ctx)
 		if err != nil {
 			return k, fmt.Errorf("load data key: %w", err)

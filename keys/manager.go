@@ -19,7 +19,6 @@ import (
 
 	jose3 "github.com/go-jose/go-jose/v3"
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/ory/fosite"
 
 	"github.com/latchhq/latch/audit"
 	"github.com/latchhq/latch/secret"
@@ -57,7 +56,7 @@ type key struct {
 // Manager keeps the signing keys in memory and reloads them from the
 // database, so every instance signs with and publishes the same set.
 type Manager struct {
-	store  Store
+	store  RotationStore
 	sealer *Sealer
 	now    func() time.Time
 	log    *slog.Logger
@@ -103,8 +102,11 @@ func (m *Manager) Unopened() int64 { return m.unopened.Load() }
 // so tokens with made-up kids cannot turn into a query each.
 const kidReloadEvery = 5 * time.Second
 
-// NewManager builds a manager; call Ensure before use.
-func NewManager(store Store, sealer *Sealer, now func() time.Time, log *slog.Logger) *Manager {
+// NewManager builds a manager; call Ensure before use. It takes the whole
+// RotationStore, not just Store: every path that seals a key runs under the
+// rotation lock, so a store that cannot lock or rewrap is a build error
+// rather than a manager that fails at its first rotation.
+func NewManager(store RotationStore, sealer *Sealer, now func() time.Time, log *slog.Logger) *Manager {
 	if now == nil {
 		now = time.Now
 	}
@@ -165,10 +167,7 @@ var ErrStaleMasterKey = errors.New("this instance's master key is no longer the 
 // writing a row the new master key cannot open; and since rewrap holds the
 // same lock, a key sealed just before it is rewrapped with the rest.
 func (m *Manager) locked(ctx context.Context, fn func(ctx context.Context) error) error {
-	rs, ok := m.store.(RotationStore)
-	if !ok {
-		return fn(ctx)
-	}
+	rs := m.store
 	return rs.InTx(ctx, func(ctx context.Context) error {
 		if err := rs.LockSigningKeys(ctx); err != nil {
 			return err
@@ -179,7 +178,7 @@ func (m *Manager) locked(ctx context.Context, fn func(ctx context.Context) error
 			if _, err := m.sealer.Open(sealed, dataKeyAAD()); err != nil {
 				return ErrStaleMasterKey
 			}
-		case !errors.Is(err, fosite.ErrNotFound):
+		case !errors.Is(err, storage.ErrNotFound):
 			return fmt.Errorf("check master key: %w", err)
 		}
 		return fn(ctx)

@@ -13,24 +13,13 @@ import (
 
 	"github.com/latchhq/latch/keys"
 	"github.com/latchhq/latch/storage"
+	"github.com/latchhq/latch/storage/conformance"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func setup(t *testing.T) (*storage.Store, *clock) {
+func setup(t *testing.T) (*storage.Store, *conformance.Clock) {
 	t.Helper()
-	clk := &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
-	s, err := storage.Open("sqlite://"+filepath.Join(t.TempDir(), "keys.db"), storage.Options{Now: clk.now})
+	clk := conformance.NewClockAt(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	s, err := storage.Open("sqlite://"+filepath.Join(t.TempDir(), "keys.db"), storage.Options{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +70,7 @@ func TestScheduledRotation(t *testing.T) {
 	sch := keys.Schedule{Interval: 24 * time.Hour, PrePublish: time.Hour, RetireAfter: 2 * time.Hour}
 	instances := make([]*keys.Manager, 4)
 	for i := range instances {
-		instances[i] = keys.NewManager(s, sealer(t, 1), clk.now, quiet)
+		instances[i] = keys.NewManager(s, sealer(t, 1), clk.Now, quiet)
 		if err := instances[i].Ensure(ctx, keys.ES256, keys.RS256); err != nil {
 			t.Fatal(err)
 		}
@@ -92,7 +81,7 @@ func TestScheduledRotation(t *testing.T) {
 		t.Fatalf("rotation before the interval: %q %v", kid, err)
 	}
 
-	clk.add(25 * time.Hour)
+	clk.Advance(25 * time.Hour)
 	var wg sync.WaitGroup
 	kids := make(chan string, len(instances))
 	for _, m := range instances {
@@ -131,7 +120,7 @@ func TestScheduledRotation(t *testing.T) {
 	if _, kid := sign(t, a); kid != oldKID {
 		t.Fatalf("signed with %s during pre-publication, want %s", kid, oldKID)
 	}
-	clk.add(time.Hour + time.Second)
+	clk.Advance(time.Hour + time.Second)
 	if _, kid := sign(t, instances[3]); kid != newKID {
 		t.Fatalf("signed with %s after activation, want %s", kid, newKID)
 	}
@@ -147,7 +136,7 @@ func TestScheduledRotation(t *testing.T) {
 	}
 
 	// Retirement: the old key leaves the JWKS and stops verifying.
-	clk.add(2 * time.Hour)
+	clk.Advance(2 * time.Hour)
 	if err := a.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +156,7 @@ func TestScheduledRotation(t *testing.T) {
 func TestRewrap(t *testing.T) {
 	ctx := context.Background()
 	s, clk := setup(t)
-	m := keys.NewManager(s, sealer(t, 1), clk.now, quiet)
+	m := keys.NewManager(s, sealer(t, 1), clk.Now, quiet)
 	if err := m.Ensure(ctx, keys.ES256, keys.RS256); err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +168,7 @@ func TestRewrap(t *testing.T) {
 	if err != nil || n != 3 {
 		t.Fatalf("rewrap: %d keys, %v", n, err)
 	}
-	after := keys.NewManager(s, sealer(t, 2), clk.now, quiet)
+	after := keys.NewManager(s, sealer(t, 2), clk.Now, quiet)
 	if err := after.Reload(ctx); err != nil {
 		t.Fatalf("new master key cannot open the keys: %v", err)
 	}
@@ -191,7 +180,7 @@ func TestRewrap(t *testing.T) {
 	}
 	// The old master key opens none of them; the instance still starts and
 	// publishes them, and reports them.
-	old := keys.NewManager(s, sealer(t, 1), clk.now, quiet)
+	old := keys.NewManager(s, sealer(t, 1), clk.Now, quiet)
 	if err := old.Reload(ctx); err != nil {
 		t.Fatalf("reload must tolerate keys it cannot open: %v", err)
 	}
@@ -199,10 +188,10 @@ func TestRewrap(t *testing.T) {
 		t.Fatal("old master key still opens the rewrapped keys")
 	}
 	// Rewrapping with the wrong current key changes nothing.
-	if _, err := keys.NewManager(s, sealer(t, 9), clk.now, quiet).Rewrap(ctx, sealer(t, 3)); err == nil {
+	if _, err := keys.NewManager(s, sealer(t, 9), clk.Now, quiet).Rewrap(ctx, sealer(t, 3)); err == nil {
 		t.Fatal("rewrap with a wrong current master key succeeded")
 	}
-	if m2 := keys.NewManager(s, sealer(t, 2), clk.now, quiet); m2.Reload(ctx) != nil || m2.Unopened() != 0 {
+	if m2 := keys.NewManager(s, sealer(t, 2), clk.Now, quiet); m2.Reload(ctx) != nil || m2.Unopened() != 0 {
 		t.Fatal("failed rewrap was not rolled back")
 	}
 }
@@ -227,9 +216,9 @@ func (c *countingStore) ListSigningKeys(ctx context.Context) ([]storage.SigningK
 func TestUnknownKidReloadsRateLimited(t *testing.T) {
 	ctx := context.Background()
 	s, clk := setup(t)
-	a := keys.NewManager(s, sealer(t, 1), clk.now, quiet)
+	a := keys.NewManager(s, sealer(t, 1), clk.Now, quiet)
 	cs := &countingStore{Store: s}
-	b := keys.NewManager(cs, sealer(t, 1), clk.now, quiet)
+	b := keys.NewManager(cs, sealer(t, 1), clk.Now, quiet)
 	if err := a.Ensure(ctx, keys.ES256); err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +235,7 @@ func TestUnknownKidReloadsRateLimited(t *testing.T) {
 	cs.mu.Lock()
 	cs.lists = 0
 	cs.mu.Unlock()
-	forged := keys.NewManager(mustStore(t), sealer(t, 2), clk.now, quiet)
+	forged := keys.NewManager(mustStore(t), sealer(t, 2), clk.Now, quiet)
 	if err := forged.Ensure(ctx, keys.ES256); err != nil {
 		t.Fatal(err)
 	}

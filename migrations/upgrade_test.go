@@ -60,29 +60,6 @@ func (fx *upgradeFixture) oauth2(base string) *oauth2.Config {
 	}
 }
 
-func callAPI(t *testing.T, base, key, method, path string, body any) (int, map[string]any) {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		raw, _ := json.Marshal(body)
-		rd = bytes.NewReader(raw)
-	}
-	req, _ := http.NewRequest(method, base+path, rd)
-	req.Header.Set("X-API-Key", key)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	out := map[string]any{}
-	raw, _ := io.ReadAll(resp.Body)
-	_ = json.Unmarshal(raw, &out)
-	return resp.StatusCode, out
-}
-
 // fixtureVersions are the earlier schema versions with fixtures.
 var fixtureVersions = []string{"v1", "v2", "v3", "v4"}
 
@@ -124,7 +101,7 @@ func TestUpgradeKeepsCredentials(t *testing.T) {
 func useFixture(t *testing.T, env *latchtest.Env, fx *upgradeFixture) {
 	ctx := context.Background()
 	// The API key issued by the old release still opens /api.
-	status, body := callAPI(t, env.URL, fx.AdminAPIKey, "GET", "/api/clients/"+fx.ClientID, nil)
+	status, body := latchtest.CallAPI(t, env.URL, fx.AdminAPIKey, "GET", "/api/clients/"+fx.ClientID, nil)
 	if status != http.StatusOK {
 		t.Errorf("old admin API key: GET /api/clients/%s answered %d %v", fx.ClientID, status, body)
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/latchhq/latch/outbound"
+	"github.com/latchhq/latch/storage/conformance"
 )
 
 // server is an https test server on loopback that counts its requests.
@@ -41,14 +42,6 @@ func (s *server) roots() *x509.CertPool {
 	p.AddCert(s.Certificate())
 	return p
 }
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 func jsonHandler(body string) http.HandlerFunc {
 	return func(w http.ResponseWriter, _ *http.Request) {
@@ -301,7 +294,7 @@ func TestOncePerMinute(t *testing.T) {
 		w.WriteHeader(int(status.Load()))
 		_, _ = w.Write([]byte(`{"keys":[]}`))
 	})
-	c := &clock{t: time.Now()}
+	c := conformance.NewClockAt(time.Now())
 	f := outbound.New(outbound.Options{AllowLoopback: true, RootCAs: s.roots(), Now: c.Now})
 	get := func() error { _, err := f.Get(context.Background(), s.URL+"/jwks", 0); return err }
 

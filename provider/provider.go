@@ -70,7 +70,7 @@ type Options struct {
 // client credentials, OpenID Connect, introspection, revocation and pushed
 // authorization requests. No
 // implicit, hybrid or password handler is registered, so fosite refuses them.
-func New(o Options, store Storage, signer jwt.Signer) (fosite.OAuth2Provider, *fosite.Config) {
+func New(o Options, store Storage, signer jwt.Signer) *fosite.Fosite {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -134,10 +134,11 @@ func New(o Options, store Storage, signer jwt.Signer) (fosite.OAuth2Provider, *f
 	// Client assertions (private_key_jwt) may name the issuer or the token
 	// endpoint as aud: RFC 7523bis moves clients to the issuer, and the
 	// token endpoint is what OIDC Core told them until now.
+	// compose.Compose returns its *fosite.Fosite behind the interface.
 	f := p.(*fosite.Fosite)
 	f.Config = &assertionAudiences{Config: cfg, issuer: o.Issuer}
 	cfg.ClientAuthenticationStrategy = assertionFailuresAreInvalidClient(f, o.Now)
-	return p, cfg
+	return f
 }
 
 // MaxClientAssertionLifetime is how far in the future a client assertion's

@@ -136,6 +136,8 @@ func (f *faultRun) answer(phase int32, step string, status, want int, body []byt
 	case status == want:
 		return true
 	case status == http.StatusServiceUnavailable && bytes.Contains(body, []byte("temporarily_unavailable")):
+	case status == http.StatusServiceUnavailable && bytes.Contains(body, []byte("temporarily unavailable")):
+		// A browser step (resume) answers people with a page, not JSON.
 	default:
 		f.bad = append(f.bad, fmt.Sprintf("%s the outage, %s: %d %s (want %d, or 503 temporarily_unavailable)", name, step, status, body, want))
 	}

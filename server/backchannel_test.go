@@ -15,6 +15,7 @@ import (
 	"github.com/latchhq/latch/config"
 	"github.com/latchhq/latch/latchtest"
 	"github.com/latchhq/latch/logout"
+	"github.com/latchhq/latch/storage/conformance"
 )
 
 // receiver is a relying party's back-channel logout endpoint on loopback.
@@ -175,7 +176,7 @@ func TestBackchannelLogoutOnHostAppSessionEnd(t *testing.T) {
 }
 
 func TestBackchannelReceiverDownGetsTokenLater(t *testing.T) {
-	clock := latchtest.NewClock()
+	clock := conformance.NewClockAt(time.Now())
 	env := latchtest.Start(t, latchtest.Options{Now: clock.Now, Configure: func(c *config.Config) {
 		withLoopbackOutbound(c)
 		c.Logout.BackchannelRetryDelay = time.Minute
@@ -222,7 +223,7 @@ func TestBackchannelReceiverDownGetsTokenLater(t *testing.T) {
 }
 
 func TestBackchannelGivesUpAfterMaxAttempts(t *testing.T) {
-	clock := latchtest.NewClock()
+	clock := conformance.NewClockAt(time.Now())
 	env := latchtest.Start(t, latchtest.Options{Now: clock.Now, Configure: func(c *config.Config) {
 		withLoopbackOutbound(c)
 		c.Logout.BackchannelMaxAttempts = 3

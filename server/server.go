@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/latchhq/latch/apierror"
+	"github.com/latchhq/latch/apikeys"
 	"github.com/latchhq/latch/approval"
 	"github.com/latchhq/latch/audit"
 	"github.com/latchhq/latch/config"
@@ -89,6 +90,8 @@ type Deps struct {
 	Metrics  *prometheus.Registry
 	Now      func() time.Time
 	Audit    *audit.Recorder // nil records nothing
+	// APIKeys checks X-API-Key on /api (and audits each use).
+	APIKeys *apikeys.Service
 	// DPoP verifies proofs; nil turns DPoP off.
 	DPoP *dpop.Verifier
 	// Sessions ends login sessions at /oauth2/logout.
@@ -118,6 +121,7 @@ type Server struct {
 	metrics *httpMetrics
 	limits  *limiters
 	audit   *audit.Recorder
+	apiKeys *apikeys.Service
 	// outageLogged is when a database outage was last logged (outage.go).
 	outageLogged atomic.Int64
 	// resources are the resource servers tokens may be issued for.
@@ -143,7 +147,8 @@ func New(opt Options, d Deps) *Server {
 	s := &Server{
 		opt: opt, store: d.Store, oauth: d.OAuth, keys: d.Keys, hasher: d.Hasher, scopes: d.Scopes,
 		appr: d.Approval, log: d.Logger, now: d.Now, audit: d.Audit, dpop: d.DPoP, resources: d.Resources, sessions: d.Sessions,
-		secure: strings.HasPrefix(opt.Issuer, "https://"),
+		secure:  strings.HasPrefix(opt.Issuer, "https://"),
+		apiKeys: d.APIKeys,
 	}
 	s.metrics = newHTTPMetrics(d.Metrics, func() []*echo.Echo {
 		if s.admin == s.echo {

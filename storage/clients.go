@@ -162,7 +162,7 @@ func (c *Client) parseJWKS() error {
 	return nil
 }
 
-// GetClient loads a client (cached: fosite only reads it); fosite.ErrNotFound
+// GetClient loads a client (cached: fosite only reads it); ErrNotFound
 // when it does not exist.
 func (s *Store) GetClient(ctx context.Context, id string) (fosite.Client, error) {
 	c, err := s.cachedClient(ctx, id)
@@ -249,7 +249,7 @@ func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
 		return translate(res.Error)
 	}
 	if res.RowsAffected == 0 {
-		return fmt.Errorf("client %s: %w", c.ID, fosite.ErrNotFound)
+		return fmt.Errorf("client %s: %w", c.ID, ErrNotFound)
 	}
 	return nil
 }
@@ -264,7 +264,7 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 			return translate(res.Error)
 		}
 		if res.RowsAffected == 0 {
-			return fmt.Errorf("client %s: %w", id, fosite.ErrNotFound)
+			return fmt.Errorf("client %s: %w", id, ErrNotFound)
 		}
 		for _, q := range []struct {
 			table string

@@ -6,8 +6,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/ory/fosite"
-
 	"github.com/latchhq/latch/migrations"
 )
 
@@ -167,7 +165,7 @@ func (s *Store) DeleteAuthorization(ctx context.Context, subject, clientID strin
 			return err
 		}
 		if !known {
-			return fmt.Errorf("authorization %s/%s: client: %w", subject, clientID, fosite.ErrNotFound)
+			return fmt.Errorf("authorization %s/%s: client: %w", subject, clientID, ErrNotFound)
 		}
 		db := s.conn(ctx)
 		res := db.Where("subject = ? AND client_id = ?", subject, clientID).Delete(&Authorization{})
@@ -179,7 +177,7 @@ func (s *Store) DeleteAuthorization(ctx context.Context, subject, clientID strin
 			return err
 		}
 		if res.RowsAffected == 0 && revoked == 0 {
-			return fmt.Errorf("authorization %s/%s: %w", subject, clientID, fosite.ErrNotFound)
+			return fmt.Errorf("authorization %s/%s: %w", subject, clientID, ErrNotFound)
 		}
 		// The grant is gone; its row comes back with the next one.
 		return translate(db.Exec("DELETE FROM grants WHERE subject = ? AND client_id = ?", subject, clientID).Error)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ory/fosite"
 	"gorm.io/gorm/clause"
 )
 
@@ -18,7 +17,7 @@ type KeyMaterial struct {
 
 func (KeyMaterial) TableName() string { return "key_material" }
 
-// KeyMaterial loads one sealed secret; fosite.ErrNotFound when absent.
+// KeyMaterial loads one sealed secret; ErrNotFound when absent.
 func (s *Store) KeyMaterial(ctx context.Context, name string) (string, error) {
 	var k KeyMaterial
 	if err := s.conn(ctx).Where("name = ?", name).Take(&k).Error; err != nil {
@@ -51,7 +50,7 @@ func (s *Store) SetKeyMaterialSealed(ctx context.Context, name, sealed string) e
 		return translate(res.Error)
 	}
 	if res.RowsAffected == 0 {
-		return fmt.Errorf("key material %s: %w", name, fosite.ErrNotFound)
+		return fmt.Errorf("key material %s: %w", name, ErrNotFound)
 	}
 	return nil
 }

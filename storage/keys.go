@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ory/fosite"
 	"gorm.io/gorm/clause"
 
 	"github.com/latchhq/latch/migrations"
@@ -55,7 +54,7 @@ func (s *Store) RevokeAPIKey(ctx context.Context, id string) error {
 		return translate(res.Error)
 	}
 	if res.RowsAffected == 0 {
-		return fmt.Errorf("api key %s: %w", id, fosite.ErrNotFound)
+		return fmt.Errorf("api key %s: %w", id, ErrNotFound)
 	}
 	return nil
 }

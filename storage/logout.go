@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ory/fosite"
 	"gorm.io/gorm/clause"
 
 	"github.com/latchhq/latch/migrations"
@@ -130,7 +129,7 @@ func (s *Store) EnqueueLogoutDeliveries(ctx context.Context, ds []LogoutDelivery
 }
 
 // ClaimLogoutDelivery leases one due delivery for lease under leaseToken
-// and counts the attempt; fosite.ErrNotFound when none is due. A row is due
+// and counts the attempt; ErrNotFound when none is due. A row is due
 // when its next attempt has come and no live lease holds it, so a
 // delivery whose instance died becomes due again when its lease runs out.
 // On PostgreSQL concurrent claimers skip each other's rows (FOR UPDATE
@@ -152,7 +151,7 @@ func (s *Store) ClaimLogoutDelivery(ctx context.Context, leaseToken string, leas
 		return nil, fmt.Errorf("claim logout delivery: %w", translate(res.Error))
 	}
 	if res.RowsAffected == 0 || d.ID == "" {
-		return nil, fmt.Errorf("no logout delivery due: %w", fosite.ErrNotFound)
+		return nil, fmt.Errorf("no logout delivery due: %w", ErrNotFound)
 	}
 	return &d, nil
 }

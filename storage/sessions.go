@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ory/fosite"
 	"gorm.io/gorm/clause"
 )
 
@@ -90,7 +89,7 @@ func wellFormedID(id string) bool {
 // errUnknownSession is what a malformed id gets: the same not-found as a
 // well-formed id nobody issued.
 func errUnknownSession(id string) error {
-	return fmt.Errorf("auth session %.40q: %w", id, fosite.ErrNotFound)
+	return fmt.Errorf("auth session %.40q: %w", id, ErrNotFound)
 }
 
 // AuthSession loads a session; ErrNotFound or ErrExpired (with the row).
@@ -297,7 +296,7 @@ func (s *Store) RememberAuthorizationAt(ctx context.Context, subject, clientID, 
 			return err // a client deleted meanwhile: nothing to remember
 		}
 		existing, err := s.AuthorizationAt(ctx, subject, clientID, redirectURI)
-		if err != nil && !errors.Is(err, fosite.ErrNotFound) {
+		if err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
 		now := s.now()

@@ -318,11 +318,10 @@ func (s *Store) CreateOpenIDConnectSession(ctx context.Context, code string, req
 }
 
 func (s *Store) GetOpenIDConnectSession(ctx context.Context, code string, req fosite.Requester) (fosite.Requester, error) {
+	// A missing row is ErrNotFound, which unwraps to fosite.ErrNotFound:
+	// that is openid.ErrNoSessionFound, what fosite's errors.Is looks for.
 	r, _, err := s.getToken(ctx, kindOIDC, oidcKey(code), req.GetSession())
 	if err != nil {
-		if errors.Is(err, fosite.ErrNotFound) {
-			return nil, openid.ErrNoSessionFound
-		}
 		return nil, err
 	}
 	return r, nil

@@ -15,6 +15,7 @@ import (
 	"github.com/latchhq/latch/config"
 	"github.com/latchhq/latch/latchtest"
 	"github.com/latchhq/latch/sdk/approval"
+	"github.com/latchhq/latch/storage/conformance"
 )
 
 var ctx = context.Background()
@@ -37,7 +38,7 @@ func missingRoute(err error) bool {
 }
 
 func TestApprovalClient(t *testing.T) {
-	clock := latchtest.NewClock()
+	clock := conformance.NewClockAt(time.Now())
 	env := latchtest.Start(t, latchtest.Options{Now: clock.Now})
 	c := sdkClient(t, env, latchtest.APIKey)
 	rp := env.NewRP(env.WebClient("client_secret_basic"))

@@ -27,7 +27,9 @@ import (
 // clock through opts.Now) and closes it when t ends.
 type Opener func(t *testing.T, opts storage.Options) *storage.Store
 
-// Clock is a settable clock shared by a store and the test.
+// Clock is a settable clock shared by a store and the test: the one test
+// clock of the module (latchtest instances, rate limits, key rotation and
+// fetch caches take it too), so expiry is tested without sleeping.
 type Clock struct {
 	mu sync.Mutex
 	t  time.Time
@@ -170,6 +172,12 @@ func wantErr(t *testing.T, what string, err, want error) {
 	t.Helper()
 	if !errors.Is(err, want) {
 		t.Fatalf("%s: error %v, want %v", what, err, want)
+	}
+	// fosite's sentinel and the store's own word always come together.
+	for fositeErr, own := range map[error]error{fosite.ErrNotFound: storage.ErrNotFound, fosite.ErrSerializationFailure: storage.ErrConflict} {
+		if errors.Is(want, fositeErr) && !errors.Is(err, own) {
+			t.Fatalf("%s: error %v is %v but not %v", what, err, fositeErr, own)
+		}
 	}
 }
 
