@@ -112,7 +112,9 @@ func (a *App) prepare(ctx context.Context, opt Options) error {
 	}
 	a.Hasher = secret.NewHasher(data.Derive("secret-hash"))
 	a.Keys = keys.NewManager(a.Store, a.Sealer, a.Now, a.Log)
-	if err := a.Keys.Ensure(ctx, keys.ES256); err != nil {
+	// The ID token algorithm's key exists from the start, so every
+	// instance publishes it before the first ID token is signed with it.
+	if err := a.Keys.Ensure(ctx, keys.ES256, cfg.Tokens.IDTokenSigningAlg); err != nil {
 		return err
 	}
 	a.hmacKey = data.Derive("token-hmac")
@@ -167,6 +169,7 @@ func (a *App) Server() *server.Server {
 		LoginSessionLifetime: cfg.Login.SessionLifetime,
 		MaxBodyBytes:         cfg.HTTP.MaxBodyBytes,
 		IDTokenSigningAlgs:   []string{keys.ES256, keys.RS256},
+		IDTokenSigningAlg:    cfg.Tokens.IDTokenSigningAlg,
 		PARRequired:          cfg.PAR.Required,
 		ReadTimeout:          cfg.HTTP.ReadTimeout,
 		ReadHeaderTimeout:    cfg.HTTP.ReadHeaderTimeout,

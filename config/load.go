@@ -249,9 +249,14 @@ func walkLeaves(t reflect.Type, prefix string, index []int) {
 		case f.Type.Kind() == reflect.Slice:
 			// Scopes: merged specially and set through LATCH_SCOPES.
 		default:
+			env := envPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+			if e := f.Tag.Get("env"); e != "" {
+				// A name SPEC §1 fixes that does not follow the pattern.
+				env = e
+			}
 			leaves = append(leaves, leaf{
 				key:    key,
-				env:    envPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_")),
+				env:    env,
 				index:  idx,
 				secret: f.Tag.Get("secret") == "true",
 			})

@@ -35,7 +35,7 @@ func (s *Server) authorize(c echo.Context) error {
 	if pushed {
 		ctx = storage.WithPARClient(ctx, c.Request().Form.Get("client_id"))
 	}
-	ar, err := s.oauth.NewAuthorizeRequest(ctx, r)
+	ar, err := s.newAuthorizeRequest(ctx, r)
 	if err != nil {
 		return s.authorizeError(c, ar, err)
 	}
@@ -71,6 +71,28 @@ func (s *Server) authorize(c echo.Context) error {
 	}
 	s.audit.Record(ctx, audit.Event{Name: audit.SessionCreated, User: a.LoginSubject, ClientID: a.ClientID, Details: map[string]any{"scopes": a.RequestedScopes}})
 	return c.Redirect(http.StatusSeeOther, s.approvalURL(a.ID))
+}
+
+// newAuthorizeRequest is fosite's parser with SPEC §2's rules on top: a
+// `localhost` loopback redirect matches on any port, and state is optional
+// (PKCE, always required here, does its job). fosite's state check is the
+// last step of its parsing, so a request whose only fault is an absent state
+// is complete when it fails.
+func (s *Server) newAuthorizeRequest(ctx context.Context, r *http.Request) (fosite.AuthorizeRequester, error) {
+	if err := r.ParseMultipartForm(1 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+		return nil, fosite.ErrInvalidRequest.WithHint("Unable to parse the request parameters.").WithWrap(err)
+	}
+	ctx = storage.WithRequestedRedirect(ctx, r.Form.Get("redirect_uri"))
+	ar, err := s.oauth.NewAuthorizeRequest(ctx, r)
+	return ar, stateOptional(ar, err)
+}
+
+// stateOptional forgives fosite's invalid_state for a request without one.
+func stateOptional(ar fosite.AuthorizeRequester, err error) error {
+	if err != nil && ar != nil && ar.GetState() == "" && errors.Is(err, fosite.ErrInvalidState) {
+		return nil
+	}
+	return err
 }
 
 // maxAuthorizeParams bounds the authorization parameters of one request
@@ -297,7 +319,7 @@ func (s *Server) completeResume(ctx context.Context, c echo.Context, id, browser
 	r.URL.RawQuery = a.RequestForm
 	r.Body, r.Form, r.PostForm, r.ContentLength = http.NoBody, nil, nil, 0
 	r.Header.Del("Content-Type")
-	ar, err := s.oauth.NewAuthorizeRequest(ctx, r)
+	ar, err := s.newAuthorizeRequest(ctx, r)
 	if err == nil && ar.GetClient().GetID() != a.ClientID {
 		// The consent screen named a.ClientID; a code for anyone else
 		// would be a code the user never agreed to, and its redirect URI
@@ -417,6 +439,10 @@ func (s *Server) authorizeResponse(ctx context.Context, ar fosite.AuthorizeReque
 	// parameter says nothing and some clients read it as "no scope field".
 	if resp.GetParameters().Get("scope") == "" {
 		resp.GetParameters().Del("scope")
+	}
+	// Likewise state: a request without one gets none back.
+	if resp.GetParameters().Get("state") == "" {
+		resp.GetParameters().Del("state")
 	}
 	return resp, nil
 }

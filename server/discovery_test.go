@@ -84,12 +84,24 @@ func TestJWKSPublishesTheSigningKeyWithKid(t *testing.T) {
 	if err := json.Unmarshal(body, &set); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("jwks: %d %v", resp.StatusCode, err)
 	}
-	if len(set.Keys) != 1 {
-		t.Fatalf("want one key, got %v", set.Keys)
+	// ES256 signs access tokens, RS256 (the default ID token algorithm)
+	// is published from the start so every instance serves it in time.
+	if len(set.Keys) != 2 {
+		t.Fatalf("want an ES256 and an RS256 key, got %v", set.Keys)
 	}
-	k := set.Keys[0]
-	if k["kty"] != "EC" || k["crv"] != "P-256" || k["alg"] != "ES256" || k["use"] != "sig" || k["kid"] == "" || k["d"] != nil {
-		t.Errorf("jwk %v: want a public P-256 ES256 signing key with kid", k)
+	for _, k := range set.Keys {
+		switch k["alg"] {
+		case "ES256":
+			if k["kty"] != "EC" || k["crv"] != "P-256" || k["use"] != "sig" || k["kid"] == "" || k["d"] != nil {
+				t.Errorf("jwk %v: want a public P-256 ES256 signing key with kid", k)
+			}
+		case "RS256":
+			if k["kty"] != "RSA" || k["use"] != "sig" || k["kid"] == "" || k["d"] != nil || k["p"] != nil {
+				t.Errorf("jwk %v: want a public RS256 signing key with kid", k)
+			}
+		default:
+			t.Errorf("unexpected key %v", k)
+		}
 	}
 }
 

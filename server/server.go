@@ -51,6 +51,8 @@ type Options struct {
 	LoginSessionLifetime time.Duration
 	MaxBodyBytes         int64
 	IDTokenSigningAlgs   []string
+	// IDTokenSigningAlg signs ID tokens for clients that register none.
+	IDTokenSigningAlg string
 	// PARRequired refuses authorization requests not pushed first.
 	PARRequired       bool
 	ReadTimeout       time.Duration

@@ -43,7 +43,7 @@ func (s *Server) token(c echo.Context) error {
 	if err := bindToken(ar, proof); err != nil {
 		return s.tokenError(c, ar, err)
 	}
-	resp, err := s.oauth.NewAccessResponse(withIDTokenAlg(ctx, ar.GetClient()), ar)
+	resp, err := s.oauth.NewAccessResponse(s.withIDTokenAlg(ctx, ar.GetClient()), ar)
 	if err != nil {
 		err = s.raceLost(ctx, ar, err)
 		s.auditToken(ctx, c.Request(), ar, err)

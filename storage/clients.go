@@ -50,6 +50,17 @@ type Client struct {
 	// (RFC 7591); empty derives it from the keys.
 	TokenEndpointAuthSigningAlg string `gorm:"column:token_endpoint_auth_signing_alg" json:"token_endpoint_auth_signing_alg,omitempty"`
 
+	// AllowedCORSOrigins are the exact browser origins (scheme://host[:port])
+	// that may call the token, revocation and userinfo endpoints as this
+	// client.
+	AllowedCORSOrigins []string `gorm:"column:allowed_cors_origins;serializer:json" json:"allowed_cors_origins,omitempty"`
+	// ApplicationType is "web", "native" or, for clients registered before
+	// it existed, empty (validated as they were then).
+	ApplicationType string `gorm:"column:application_type" json:"application_type,omitempty"`
+	// RefreshReuseInterval (seconds) overrides the server's refresh reuse
+	// interval for this client when positive.
+	RefreshReuseInterval int `gorm:"column:refresh_reuse_interval" json:"refresh_reuse_interval,omitempty"`
+
 	// jwks is JWKS parsed once on load: fosite wants go-jose v3 types here.
 	jwks *jose.JSONWebKeySet `gorm:"-"`
 	// rotatedLive says whether RotatedSecretHash is in its grace period by
@@ -148,7 +159,7 @@ func (s *Store) GetClient(ctx context.Context, id string) (fosite.Client, error)
 	if err != nil {
 		return nil, err
 	}
-	return s.asOfNow(c), nil
+	return forRequest(ctx, s.asOfNow(c)), nil
 }
 
 // asOfNow judges a previous secret's grace period at this read. The cached
@@ -174,7 +185,7 @@ func (s *Store) Client(ctx context.Context, id string) (*Client, error) {
 
 // normalize stores absent lists as [] rather than NULL.
 func (c *Client) normalize() {
-	for _, p := range []*[]string{&c.RedirectURIs, &c.GrantTypes, &c.ResponseTypes, &c.Audience, &c.Contacts} {
+	for _, p := range []*[]string{&c.RedirectURIs, &c.GrantTypes, &c.ResponseTypes, &c.Audience, &c.Contacts, &c.AllowedCORSOrigins} {
 		if *p == nil {
 			*p = []string{}
 		}
