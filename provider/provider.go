@@ -102,7 +102,7 @@ func New(o Options, store Storage, signer jwt.Signer) (fosite.OAuth2Provider, *f
 		// their length (SPEC §2). fosite treats 0 as "its default of 8", so
 		// 1 is the smallest setting: any non-empty nonce passes, and an
 		// absent state (optional under PKCE) is let through by the server.
-		MinParameterEntropy: 1,
+		MinParameterEntropy:            1,
 		PushedAuthorizeContextLifespan: o.PARLifetime,
 		// fosite's own fetcher follows redirects, retries without a
 		// deadline and reads unbounded bodies; ours keeps SPEC §7.
