@@ -450,6 +450,12 @@ func (s *Server) authorizeResponse(ctx context.Context, ar fosite.AuthorizeReque
 func (s *Server) writeAuthorizeResponse(c echo.Context, ar fosite.AuthorizeRequester, resp fosite.AuthorizeResponder, subject string, granted []string) {
 	ctx := c.Request().Context()
 	s.audit.Record(ctx, audit.Event{Name: audit.CodeIssued, User: subject, ClientID: ar.GetClient().GetID(), Details: map[string]any{"scopes": granted}})
+	if ar.GetResponseMode() == fosite.ResponseModeFormPost {
+		if err := writeFormPost(c, ar.GetRedirectURI(), resp.GetParameters()); err != nil {
+			s.log.Warn("writing a form_post response", "err", err)
+		}
+		return
+	}
 	s.oauth.WriteAuthorizeResponse(ctx, c.Response(), ar, resp)
 }
 
@@ -483,16 +489,21 @@ func (s *Server) authorizeError(c echo.Context, ar fosite.AuthorizeRequester, er
 	return s.redirectError(c, ar, rfc.ErrorField, rfc.GetDescription())
 }
 
-// redirectError sends an error to the client's (validated) redirect URI.
+// redirectError sends an error to the client's (validated) redirect URI,
+// in the response mode the request asked for.
 func (s *Server) redirectError(c echo.Context, ar fosite.AuthorizeRequester, code, desc string) error {
+	params := url.Values{"error": {code}, "error_description": {desc}, "iss": {s.opt.Issuer}}
+	if st := ar.GetRequestForm().Get("state"); st != "" {
+		params.Set("state", st)
+	}
+	if ar.GetResponseMode() == fosite.ResponseModeFormPost {
+		return writeFormPost(c, ar.GetRedirectURI(), params)
+	}
 	u := *ar.GetRedirectURI()
 	q := u.Query()
-	q.Set("error", code)
-	q.Set("error_description", desc)
-	if st := ar.GetRequestForm().Get("state"); st != "" {
-		q.Set("state", st)
+	for k := range params {
+		q.Set(k, params.Get(k))
 	}
-	q.Set("iss", s.opt.Issuer)
 	u.RawQuery = q.Encode()
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.Redirect(http.StatusSeeOther, u.String())
