@@ -41,6 +41,7 @@ type Store interface {
 	Authorization(ctx context.Context, subject, clientID string) (*storage.Authorization, error)
 	APIKeyByHash(ctx context.Context, hash string) (*storage.APIKey, error)
 	RevokeGrant(ctx context.Context, requestID string) error
+	CORSOriginRegistered(ctx context.Context, origin string) (bool, error)
 }
 
 // Options are the HTTP-level settings.
@@ -125,18 +126,21 @@ func New(opt Options, d Deps) *Server {
 	e.Use(securityHeaders)
 	e.Use(auditContext)
 
-	e.GET("/.well-known/openid-configuration", s.discovery)
-	e.GET("/.well-known/oauth-authorization-server", s.discovery)
-	e.GET("/.well-known/jwks.json", s.jwks)
+	e.GET("/.well-known/openid-configuration", s.discovery, publicCORS)
+	e.GET("/.well-known/oauth-authorization-server", s.discovery, publicCORS)
+	e.GET("/.well-known/jwks.json", s.jwks, publicCORS)
 	e.GET("/oauth2/authorize", s.authorize)
 	e.POST("/oauth2/authorize", s.authorize)
 	e.GET(approval.ResumePath, s.resume)
 	e.POST(parPath, s.par)
-	e.POST("/oauth2/token", s.token)
-	e.POST("/oauth2/revoke", s.revoke)
+	e.POST("/oauth2/token", s.token, s.clientCORS)
+	e.OPTIONS("/oauth2/token", s.preflight(http.MethodPost))
+	e.POST("/oauth2/revoke", s.revoke, s.clientCORS)
+	e.OPTIONS("/oauth2/revoke", s.preflight(http.MethodPost))
 	e.POST("/oauth2/introspect", s.introspect)
 	e.GET("/userinfo", s.userinfo)
 	e.POST("/userinfo", s.userinfo)
+	e.OPTIONS("/userinfo", s.preflight("GET, POST"))
 	e.GET("/health/alive", s.alive)
 	e.GET("/health/ready", s.ready)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Metrics, promhttp.HandlerOpts{})))

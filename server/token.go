@@ -226,9 +226,22 @@ func (s *Server) introspectError(c echo.Context, err error) error {
 // as a Bearer token or, when DPoP-bound, with the DPoP scheme and a proof.
 func (s *Server) userinfo(c echo.Context) error {
 	c.Response().Header().Set("Cache-Control", "no-store")
+	origin := c.Request().Header.Get("Origin")
+	if origin != "" {
+		// Until the token names its client, a registered origin may read
+		// the answer (a 401 tells a page to refresh); see cors.go.
+		c.Response().Header().Add("Vary", "Origin")
+		if s.originRegistered(c, origin) {
+			allowOrigin(c, origin)
+		}
+	}
 	ar, sess, ok := s.resourceAuth(c, "/userinfo")
 	if !ok {
 		return nil
+	}
+	if origin != "" && !s.clientAllows(c, ar.GetClient().GetID(), origin) {
+		c.Response().Header().Del("Access-Control-Allow-Origin")
+		c.Response().Header().Del("Access-Control-Expose-Headers")
 	}
 	if !ar.GetGrantedScopes().Has("openid") {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="latch", error="insufficient_scope", scope="openid"`)

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v3"
@@ -346,4 +347,24 @@ func (s *Store) CountClients(ctx context.Context) (int64, error) {
 	var n int64
 	err := s.conn(ctx).Model(&Client{}).Count(&n).Error
 	return n, translate(err)
+}
+
+// CORSOriginRegistered reports whether any client lists origin in its
+// allowed_cors_origins. A CORS preflight names no client, so this is what
+// decides it. The list is stored as JSON text; origins are validated to
+// plain scheme://host[:port] strings, which JSON writes unescaped, so the
+// quoted origin is an exact substring of the text of every client holding
+// it (LIKE's own wildcards escaped).
+func (s *Store) CORSOriginRegistered(ctx context.Context, origin string) (bool, error) {
+	if origin == "" || strings.ContainsAny(origin, "\"\\") {
+		return false, nil
+	}
+	esc := strings.NewReplacer(`!`, `!!`, `%`, `!%`, `_`, `!_`).Replace(origin)
+	var ids []string
+	err := s.conn(ctx).Model(&Client{}).Where("allowed_cors_origins LIKE ? ESCAPE '!'", `%"`+esc+`"%`).
+		Limit(1).Pluck("id", &ids).Error
+	if err != nil {
+		return false, translate(err)
+	}
+	return len(ids) > 0, nil
 }
