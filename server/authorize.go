@@ -249,6 +249,7 @@ func (s *Server) authorizeSilently(c echo.Context, ar fosite.AuthorizeRequester,
 	return s.finishAuthorize(c, ar, grant{
 		subject: login.Subject, scopes: ar.GetRequestedScopes(), claims: login.Claims,
 		authTime: login.AuthTime, acr: login.ACR, requestedAt: s.now(),
+		atClaims: login.AccessTokenClaims, idTokenClaims: login.IDTokenClaims,
 	})
 }
 
@@ -350,6 +351,7 @@ func (s *Server) completeResume(ctx context.Context, c echo.Context, id, browser
 	resp, err := s.authorizeResponse(ctx, ar, grant{
 		subject: a.Subject, scopes: a.GrantedScopes, claims: a.Claims,
 		authTime: authTime, acr: a.ACR, requestedAt: a.CreatedAt,
+		atClaims: a.AccessTokenClaims, idTokenClaims: a.IDTokenClaims,
 	})
 	if err != nil {
 		return nil, err
@@ -390,6 +392,7 @@ func (s *Server) startLogin(ctx context.Context, a *storage.AuthSession, authTim
 	err := s.store.CreateLoginSession(ctx, &storage.LoginSession{
 		IDHash: s.hasher.Sum("login", v), Subject: a.Subject, AuthTime: authTime.UTC(), ACR: a.ACR,
 		Claims: a.Claims, ExpiresAt: s.now().Add(s.opt.LoginSessionLifetime),
+		AccessTokenClaims: a.AccessTokenClaims, IDTokenClaims: a.IDTokenClaims,
 	})
 	if err != nil {
 		return "", fmt.Errorf("create login session: %w", err)
@@ -404,6 +407,8 @@ type grant struct {
 	authTime    time.Time
 	requestedAt time.Time
 	acr         string
+	// The host app's additions to the access token and the ID token.
+	atClaims, idTokenClaims map[string]any
 }
 
 // finishAuthorize issues the code for a decided request.
@@ -427,7 +432,7 @@ func (s *Server) authorizeResponse(ctx context.Context, ar fosite.AuthorizeReque
 	}
 	sess := provider.UserSession(s.opt.Issuer, ar.GetClient().GetID(), g.subject,
 		g.authTime.Truncate(time.Second), g.requestedAt.Truncate(time.Second), g.acr,
-		scopes.Claims(g.scopes, g.claims), g.claims)
+		scopes.Claims(g.scopes, g.claims), g.claims, g.idTokenClaims, g.atClaims)
 	// dpop_jkt binds the code: the token request must prove that key.
 	sess.JKT = ar.GetRequestForm().Get("dpop_jkt")
 	resp, err := s.oauth.NewAuthorizeResponse(ctx, ar, sess)

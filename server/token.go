@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -183,7 +184,10 @@ func (s *Server) introspect(c echo.Context) error {
 	if !isAPIKey && ar.GetClient().GetID() != callerID && !slices.Contains(ar.GetGrantedAudience(), callerID) {
 		return c.JSON(http.StatusOK, map[string]any{"active": false})
 	}
-	out := map[string]any{
+	out := make(map[string]any, len(sess.ExtraATClaims)+10)
+	// The host app's access-token claims, under every name Latch sets.
+	maps.Copy(out, sess.ExtraATClaims)
+	maps.Copy(out, map[string]any{
 		"active":     true,
 		"client_id":  ar.GetClient().GetID(),
 		"scope":      strings.Join(ar.GetGrantedScopes(), " "),
@@ -191,7 +195,7 @@ func (s *Server) introspect(c echo.Context) error {
 		"iss":        s.opt.Issuer,
 		"iat":        ar.GetRequestedAt().Unix(),
 		"token_type": "Bearer",
-	}
+	})
 	if use == fosite.RefreshToken {
 		out["token_use"] = "refresh_token"
 		delete(out, "token_type")
@@ -248,6 +252,7 @@ func (s *Server) userinfo(c echo.Context) error {
 		return c.JSON(http.StatusForbidden, map[string]string{"error": "insufficient_scope", "error_description": "The access token was not granted the openid scope."})
 	}
 	claims := scopes.Claims(ar.GetGrantedScopes(), sess.UserClaims)
+	maps.Copy(claims, sess.ExtraIDClaims)
 	claims["sub"] = sess.GetSubject()
 	return c.JSON(http.StatusOK, claims)
 }
