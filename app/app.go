@@ -24,6 +24,7 @@ import (
 	"github.com/latchhq/latch/migrations"
 	"github.com/latchhq/latch/outbound"
 	"github.com/latchhq/latch/provider"
+	"github.com/latchhq/latch/ratelimit"
 	"github.com/latchhq/latch/scopes"
 	"github.com/latchhq/latch/secret"
 	"github.com/latchhq/latch/server"
@@ -106,15 +107,15 @@ func (a *App) prepare(ctx context.Context, opt Options) error {
 	a.Sealer = keys.NewSealer(master)
 	// Keyed values hang off a data key sealed by the master key, so a
 	// master-key rewrap leaves secrets and tokens valid.
-	data, err := keys.LoadDataKey(ctx, a.Store, a.Sealer)
+	data, err := keys.LoadDataKey(ctx, a.Store, a.Sealer, master)
 	if err != nil {
 		return err
 	}
 	a.Hasher = secret.NewHasher(data.Derive("secret-hash"))
-	a.Keys = keys.NewManager(a.Store, a.Sealer, a.Now, a.Log)
-	// The ID token algorithm's key exists from the start, so every
-	// instance publishes it before the first ID token is signed with it.
-	if err := a.Keys.Ensure(ctx, keys.ES256, cfg.Tokens.IDTokenSigningAlg); err != nil {
+	a.Keys = keys.NewManager(a.Store, a.Sealer, a.Now, a.Log).WithAudit(a.Audit())
+	// Every algorithm's key exists from the start (made under the rotation
+	// lock), so no instance creates one lazily that the others do not know.
+	if err := a.Keys.Ensure(ctx, keys.ES256, keys.RS256); err != nil {
 		return err
 	}
 	a.hmacKey = data.Derive("token-hmac")
@@ -160,6 +161,10 @@ func (a *App) Server() *server.Server {
 	cfg := a.Config
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "latch_signing_keys_unopened",
+		Help: "Published signing keys this instance cannot open with its master key (they verify but never sign here).",
+	}, func() float64 { return float64(a.Keys.Unopened()) }))
 	rec := a.Audit()
 	appr := approval.New(a.Store, a.Scopes, cfg.Issuer, a.Now, rec)
 	srv := server.New(server.Options{
@@ -175,9 +180,17 @@ func (a *App) Server() *server.Server {
 		ReadHeaderTimeout:    cfg.HTTP.ReadHeaderTimeout,
 		WriteTimeout:         cfg.HTTP.WriteTimeout,
 		IdleTimeout:          cfg.HTTP.IdleTimeout,
+		Limits: server.Limits{
+			AuthorizePerMinute: cfg.Limits.AuthorizePerMinute, PARPerMinute: cfg.Limits.PARPerMinute,
+			RegistrationPerMinute: cfg.Limits.RegistrationPerMinute, TrackedIPs: cfg.Limits.TrackedIPs,
+		},
 	}, server.Deps{
 		Store: a.Store, OAuth: a.Provider(), Keys: a.Keys, Hasher: a.Hasher, Scopes: a.Scopes,
 		Approval: appr, Logger: a.Log, Metrics: reg, Now: a.Now, Audit: rec, DPoP: a.DPoP,
+		Failures: ratelimit.NewFailures(a.Store, ratelimit.FailureOptions{
+			PerIP: cfg.Limits.FailedCredentialsPerIP, PerClient: cfg.Limits.FailedCredentialsPerClient,
+			Window: cfg.Limits.FailureWindow, Sync: cfg.Limits.FailureSync, Now: a.Now, Log: a.Log,
+		}),
 	})
 	a.mountManagement(srv, rec)
 	return srv

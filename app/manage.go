@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/latchhq/latch/audit"
 	"github.com/latchhq/latch/openapi"
@@ -29,11 +28,10 @@ func (a *App) mountManagement(srv *server.Server, rec *audit.Recorder) {
 // NewAPIKey makes a new admin key, stores only its hash, and returns the
 // row and the key in plaintext, once.
 func (a *App) NewAPIKey(ctx context.Context, name string) (*storage.APIKey, string, error) {
-	plain := "latch_" + secret.New()
-	k := &storage.APIKey{ID: secret.ID(9), Name: name, Hash: a.Hasher.Sum("apikey", plain)}
-	if err := a.Store.CreateAPIKey(ctx, k); err != nil {
-		return nil, "", fmt.Errorf("create api key: %w", err)
+	k, plain, err := a.storeAPIKey(ctx, secret.ID(9), name, "latch_"+secret.New())
+	if err != nil {
+		return nil, "", err
 	}
-	a.Audit().Record(ctx, audit.Event{Name: audit.APIKeyCreated, Details: map[string]any{"api_key_id": k.ID, "name": name}})
+	a.Audit().Record(ctx, apiKeyCreated(k, "cli"))
 	return k, plain, nil
 }

@@ -28,6 +28,7 @@ const (
 	ClientSecretRotated  = "client.secret_rotated"
 	AuthorizationRevoked = "authorization.revoked"
 	KeyRotated           = "key.rotated"
+	KeyRewrapped         = "key.rewrapped"
 	APIKeyUsed           = "api_key.used"
 	APIKeyFailed         = "api_key.failed"
 	APIKeyCreated        = "api_key.created"
@@ -39,7 +40,7 @@ var Events = []string{
 	SessionCreated, SessionApproved, SessionDenied, CodeIssued, CodeExchanged, CodeReplayed,
 	TokenIssued, TokenRefreshed, TokenReplayed, TokenRevoked, ClientCreated, ClientUpdated,
 	ClientDeleted, ClientSecretRotated, AuthorizationRevoked, KeyRotated, APIKeyUsed, APIKeyFailed,
-	APIKeyCreated, APIKeyRevoked,
+	APIKeyCreated, APIKeyRevoked, KeyRewrapped,
 }
 
 // Outcomes.

@@ -97,3 +97,30 @@ func TestRevokingAuthorizationRevokesOnlyThatUsersTokens(t *testing.T) {
 		t.Errorf("second revoke: %d, want 404", status)
 	}
 }
+
+// TestRevokingUnrememberedGrant: a user who approved without remember still
+// holds live tokens, and DELETE must revoke them and commit (it answered
+// 404 and rolled the revocation back).
+func TestRevokingUnrememberedGrant(t *testing.T) {
+	env := latchtest.Start(t, latchtest.Options{})
+	web := env.WebClient("client_secret_basic")
+	r := env.NewRP(web)
+	tok := r.Login(t, latchtest.NewBrowser(t), []string{"openid", "offline_access"}, map[string]any{"user": "cid"})
+
+	if status, out := env.API("DELETE", "/api/users/cid/authorizations/"+web.ID, nil); status != http.StatusNoContent {
+		t.Fatalf("revoke an unremembered grant: %d %v, want 204", status, out)
+	}
+	if introspectActive(t, env, tok.AccessToken) {
+		t.Error("access token still active after the revocation")
+	}
+	if _, err := r.Refresh(tok.RefreshToken); err == nil {
+		t.Error("refresh token still works after the revocation")
+	}
+	// Nothing left to revoke; an unknown client has nothing either.
+	if status, _ := env.API("DELETE", "/api/users/cid/authorizations/"+web.ID, nil); status != http.StatusNotFound {
+		t.Errorf("second revoke: %d, want 404", status)
+	}
+	if status, _ := env.API("DELETE", "/api/users/cid/authorizations/no-such-client", nil); status != http.StatusNotFound {
+		t.Errorf("revoke for an unknown client: %d, want 404", status)
+	}
+}

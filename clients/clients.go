@@ -32,12 +32,18 @@ type Service struct {
 	hasher *secret.Hasher
 	scopes *scopes.Registry
 	audit  *audit.Recorder
+	// audience says whether a client may name a value in its audience.
+	audience func(string) bool
 }
 
 // New builds the service. Create works with any Store; the management
-// methods need a ManageStore.
-func New(store Store, hasher *secret.Hasher, reg *scopes.Registry) *Service {
-	return &Service{store: store, hasher: hasher, scopes: reg}
+// methods need a ManageStore. audience accepts the values a client's
+// audience may hold: the issuer and registered resources (SPEC §4); nil
+// accepts none. It matters because a token's audience decides who may
+// introspect and accept it: a client naming another client's id, or
+// another API, would mint tokens for them.
+func New(store Store, hasher *secret.Hasher, reg *scopes.Registry, audience func(string) bool) *Service {
+	return &Service{store: store, hasher: hasher, scopes: reg, audience: audience}
 }
 
 // WithAudit makes the service record what it changes.
@@ -228,6 +234,9 @@ func (s *Service) Build(m Metadata) (*storage.Client, error) {
 	if err := checkContacts(m.Contacts); err != nil {
 		return nil, err
 	}
+	if err := s.checkAudience(m.Audience); err != nil {
+		return nil, err
+	}
 	if len(m.Owner) > 255 {
 		return nil, invalid("owner", "must be at most 255 characters")
 	}
@@ -402,6 +411,15 @@ func checkAlgs(m Metadata) error {
 	}
 	if !slices.Contains(provider.ClientAssertionAlgs, a) {
 		return invalid("token_endpoint_auth_signing_alg", "%q is not supported (%s)", a, strings.Join(provider.ClientAssertionAlgs, ", "))
+	}
+	return nil
+}
+
+func (s *Service) checkAudience(aud []string) error {
+	for _, a := range aud {
+		if s.audience == nil || !s.audience(a) {
+			return invalid("audience", "%q is neither this server's issuer nor a registered resource", a)
+		}
 	}
 	return nil
 }

@@ -1,8 +1,10 @@
 package clients
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"time"
 
@@ -145,26 +147,33 @@ func (s *Service) handleGet(c echo.Context) error {
 }
 
 // handlePatch applies the fields present in the body over the stored
-// metadata (JSON merge), then validates the result as a whole.
+// metadata (JSON merge), then validates the result as a whole. The body is
+// read first and merged inside the write's transaction, over the row as it
+// is now: never over a cached copy another instance's change has outdated.
 func (s *Service) handlePatch(c echo.Context) error {
-	ctx := c.Request().Context()
-	id := c.Param("client_id")
-	cl, err := s.Get(ctx, id)
+	r := c.Request()
+	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		return httpError(err)
+		var maxErr *http.MaxBytesError
+		if errors.As(err, &maxErr) {
+			return &apierror.Error{Status: http.StatusRequestEntityTooLarge, Code: "invalid_request", Description: "body too large"}
+		}
+		return apierror.BadRequest("could not read the body")
 	}
-	req := request{Metadata: MetadataOf(cl)}
-	if cl.JWKS != "" {
-		req.JWKS = json.RawMessage(cl.JWKS)
-	}
-	if err := approval.DecodeJSON(c.Request(), &req, true); err != nil {
+	updated, err := s.Patch(r.Context(), c.Param("client_id"), func(m *Metadata) error {
+		req := request{Metadata: *m}
+		if m.JWKS != "" {
+			req.JWKS = json.RawMessage(m.JWKS)
+		}
+		again := r.Clone(r.Context())
+		again.Body = io.NopCloser(bytes.NewReader(body))
+		if err := approval.DecodeJSON(again, &req, true); err != nil {
+			return err
+		}
+		merged, err := req.metadata()
+		*m = merged
 		return err
-	}
-	m, err := req.metadata()
-	if err != nil {
-		return httpError(err)
-	}
-	updated, err := s.Update(ctx, id, m)
+	})
 	if err != nil {
 		return httpError(err)
 	}
@@ -234,6 +243,13 @@ func (s *Service) handleRevokeAuthorization(c echo.Context) error {
 	err := s.RevokeAuthorization(c.Request().Context(), c.Param("user"), c.Param("client_id"))
 	if storage.IsNotFound(err) {
 		return apierror.NotFound("this user has no authorization for this client")
+	}
+	if storage.IsConflict(err) || errors.Is(err, storage.ErrUnavailable) {
+		// The store already retried a revocation the database aborted
+		// (deadlock); nothing is revoked and the caller may retry. Not
+		// httpError's 409, which speaks of client ids.
+		return &apierror.Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable",
+			Description: "the revocation could not complete; retry", Cause: err}
 	}
 	if err != nil {
 		return httpError(err)

@@ -499,3 +499,33 @@ func TestRealClientMetadata(t *testing.T) {
 		}
 	}
 }
+
+// A client's audience decides who accepts and may introspect its tokens, so
+// it may name only this server's issuer (or, later, a registered resource):
+// never another client or an API Latch does not know.
+func TestClientAudienceRestricted(t *testing.T) {
+	env := latchtest.Start(t, latchtest.Options{})
+	machine := func(aud ...string) map[string]any {
+		return map[string]any{"client_name": "m", "grant_types": []string{"client_credentials"}, "audience": aud}
+	}
+	victim := env.RegisterClient(machine())
+	status, out := env.API("POST", "/api/clients", machine(env.URL))
+	if status != http.StatusCreated {
+		t.Fatalf("audience = issuer: %d %v", status, out)
+	}
+	id := out["client_id"].(string)
+	for _, aud := range []string{victim.ID, "https://api.other.example", env.URL + "/", ""} {
+		status, out := env.API("POST", "/api/clients", machine(env.URL, aud))
+		desc, _ := out["error_description"].(string)
+		if status != http.StatusBadRequest || out["error"] != "invalid_client_metadata" || !strings.HasPrefix(desc, "audience") {
+			t.Errorf("register with audience %q: %d %v, want 400 invalid_client_metadata naming audience", aud, status, out)
+		}
+		status, out = env.API("PATCH", "/api/clients/"+id, map[string]any{"audience": []string{aud}})
+		if status != http.StatusBadRequest || out["error"] != "invalid_client_metadata" {
+			t.Errorf("patch audience to %q: %d %v, want 400 invalid_client_metadata", aud, status, out)
+		}
+	}
+	if _, got := env.API("GET", "/api/clients/"+id, nil); len(got["audience"].([]any)) != 1 || got["audience"].([]any)[0] != env.URL {
+		t.Errorf("a refused PATCH changed the audience: %v", got["audience"])
+	}
+}

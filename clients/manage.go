@@ -17,6 +17,10 @@ import (
 type ManageStore interface {
 	Store
 	Client(ctx context.Context, id string) (*storage.Client, error)
+	// ClientForUpdate reads past any cache and, inside InTx, holds the
+	// row until the transaction ends: every read that feeds a write uses it.
+	ClientForUpdate(ctx context.Context, id string) (*storage.Client, error)
+	InTx(ctx context.Context, fn func(ctx context.Context) error) error
 	ListClients(ctx context.Context, owner, after string, limit int) ([]storage.Client, error)
 	UpdateClient(ctx context.Context, c *storage.Client) error
 	DeleteClient(ctx context.Context, id string) error
@@ -78,31 +82,49 @@ func MetadataOf(c *storage.Client) Metadata {
 // The authentication method cannot change: a public client has no secret
 // to start using, and a confidential one must not silently lose its own.
 func (s *Service) Update(ctx context.Context, id string, m Metadata) (*storage.Client, error) {
+	return s.Patch(ctx, id, func(cur *Metadata) error { *cur = m; return nil })
+}
+
+// Patch applies edit to the client's current metadata and stores the
+// result, as Update does. The current metadata is read from the database
+// with the row held until the write commits, so a change made meanwhile
+// through another instance (a removed redirect URI) is neither lost nor
+// undone by a copy read before it; the secret is never written here, so a
+// concurrent rotation always stands.
+func (s *Service) Patch(ctx context.Context, id string, edit func(*Metadata) error) (*storage.Client, error) {
 	ms, err := s.manage()
 	if err != nil {
 		return nil, err
 	}
-	old, err := ms.Client(ctx, id)
+	var c *storage.Client
+	err = ms.InTx(ctx, func(ctx context.Context) error {
+		old, err := ms.ClientForUpdate(ctx, id)
+		if err != nil {
+			return err
+		}
+		m := MetadataOf(old)
+		if err := edit(&m); err != nil {
+			return err
+		}
+		if m.ClientID != id {
+			return invalid("client_id", "cannot change")
+		}
+		if m.TokenEndpointAuthMethod == "" {
+			m.TokenEndpointAuthMethod = old.TokenEndpointAuthMethod
+		}
+		if m.TokenEndpointAuthMethod != old.TokenEndpointAuthMethod {
+			return invalid("token_endpoint_auth_method", "cannot change; register a new client instead")
+		}
+		if c, err = s.Build(m); err != nil {
+			return err
+		}
+		// The row keeps its secret (UpdateClient leaves those columns
+		// alone); the copy returned shows what is stored.
+		c.SecretHash, c.RotatedSecretHash, c.RotatedSecretExpiresAt = old.SecretHash, old.RotatedSecretHash, old.RotatedSecretExpiresAt
+		c.CreatedAt = old.CreatedAt
+		return ms.UpdateClient(ctx, c)
+	})
 	if err != nil {
-		return nil, err
-	}
-	if m.ClientID != id {
-		return nil, invalid("client_id", "cannot change")
-	}
-	if m.TokenEndpointAuthMethod == "" {
-		m.TokenEndpointAuthMethod = old.TokenEndpointAuthMethod
-	}
-	if m.TokenEndpointAuthMethod != old.TokenEndpointAuthMethod {
-		return nil, invalid("token_endpoint_auth_method", "cannot change; register a new client instead")
-	}
-	c, err := s.Build(m)
-	if err != nil {
-		return nil, err
-	}
-	// Settings this metadata does not carry stay as they were.
-	c.SecretHash, c.RotatedSecretHash, c.RotatedSecretExpiresAt = old.SecretHash, old.RotatedSecretHash, old.RotatedSecretExpiresAt
-	c.CreatedAt = old.CreatedAt
-	if err := ms.UpdateClient(ctx, c); err != nil {
 		return nil, err
 	}
 	s.audit.Record(ctx, audit.Event{Name: audit.ClientUpdated, ClientID: id, Details: clientDetails(c)})
@@ -133,13 +155,6 @@ func (s *Service) RotateSecret(ctx context.Context, id string, grace time.Durati
 	if grace < 0 || grace > MaxGracePeriod {
 		return "", nil, invalid("grace_period", "must be between 0 and %s", MaxGracePeriod)
 	}
-	c, err := ms.Client(ctx, id)
-	if err != nil {
-		return "", nil, err
-	}
-	if c.Public || c.TokenEndpointAuthMethod == "private_key_jwt" {
-		return "", nil, ErrNoSecret
-	}
 	plain := secret.New()
 	h, _ := s.hasher.Hash(ctx, []byte(plain))
 	var until *time.Time
@@ -147,7 +162,17 @@ func (s *Service) RotateSecret(ctx context.Context, id string, grace time.Durati
 		t := ms.Now().Add(grace).UTC()
 		until = &t
 	}
-	if err := ms.RotateClientSecret(ctx, id, string(h), until); err != nil {
+	err = ms.InTx(ctx, func(ctx context.Context) error {
+		c, err := ms.ClientForUpdate(ctx, id)
+		if err != nil {
+			return err
+		}
+		if c.Public || c.TokenEndpointAuthMethod == "private_key_jwt" {
+			return ErrNoSecret
+		}
+		return ms.RotateClientSecret(ctx, id, string(h), until)
+	})
+	if err != nil {
 		return "", nil, err
 	}
 	details := map[string]any{"grace_period": grace.String()}

@@ -54,6 +54,31 @@ type Config struct {
 	Janitor  JanitorConfig  `koanf:"janitor"`
 	Audit    AuditConfig    `koanf:"audit"`
 	Pprof    PprofConfig    `koanf:"pprof"`
+	Limits   LimitsConfig   `koanf:"limits"`
+}
+
+// LimitsConfig sets the abuse limits of SPEC §7; 0 turns a limit off. The
+// client address is the TCP peer (behind a reverse proxy every request
+// comes from the proxy, and the per-address limits become global ones).
+type LimitsConfig struct {
+	// Request rates per client address and minute, kept in each
+	// instance's memory: a minute's worth may come at once.
+	AuthorizePerMinute    int `koanf:"authorize_per_minute"`
+	PARPerMinute          int `koanf:"par_per_minute"`
+	RegistrationPerMinute int `koanf:"registration_per_minute"`
+	// TrackedIPs bounds the addresses each instance remembers; beyond it
+	// the least recently seen are forgotten.
+	TrackedIPs int `koanf:"tracked_ips"`
+	// Failed credentials (client secrets and assertions, API keys) allowed
+	// per address and per client id in one FailureWindow, counted in the
+	// database across instances. Once reached, the address or client id is
+	// refused (429) until the window ends, even with correct credentials.
+	FailedCredentialsPerIP     int           `koanf:"failed_credentials_per_ip"`
+	FailedCredentialsPerClient int           `koanf:"failed_credentials_per_client"`
+	FailureWindow              time.Duration `koanf:"failure_window"`
+	// FailureSync is how often an instance reads the counts the others
+	// wrote; it bounds how late a lock-out reaches it.
+	FailureSync time.Duration `koanf:"failure_sync"`
 }
 
 // AuditConfig configures the audit log.
@@ -281,6 +306,11 @@ func defaults() *Config {
 		PAR:     PARConfig{Lifetime: time.Minute},
 		Keys:    KeysConfig{PrePublication: time.Hour, RetireAfter: 24 * time.Hour, ReloadInterval: 30 * time.Second},
 		Janitor: JanitorConfig{Interval: 5 * time.Minute, BatchSize: 1000, ReplayGrace: 24 * time.Hour},
+		Limits: LimitsConfig{
+			AuthorizePerMinute: 60000, PARPerMinute: 60000, RegistrationPerMinute: 60, TrackedIPs: 100000,
+			FailedCredentialsPerIP: 300, FailedCredentialsPerClient: 1000,
+			FailureWindow: 5 * time.Minute, FailureSync: time.Second,
+		},
 	}
 }
 

@@ -154,6 +154,8 @@ func TestExampleFile(t *testing.T) {
 func TestPrecedence(t *testing.T) {
 	file := writeYAML(t, `
 issuer: https://file.example.com
+approval:
+  url: https://app.example.com/approve
 http:
   addr: 127.0.0.1:1001
 database:
@@ -161,6 +163,7 @@ database:
 `)
 	env := []string{
 		"LATCH_ISSUER=https://env.example.com",
+		"LATCH_APPROVAL_URL=https://app.example.com/approve",
 		"LATCH_HTTP_ADDR=127.0.0.1:1002",
 		"LATCH_DATABASE_DSN=sqlite:///env/latch.db",
 	}
@@ -213,7 +216,7 @@ func TestEnvVars(t *testing.T) {
 			return c.SQLitePath() == "/var/lib/latch/db.sqlite" && c.ResolvedMasterKeyFile() == "/var/lib/latch/latch.key"
 		}},
 		{"LATCH_APPROVAL_URL=https://app.example.com/approve", func(c *Config) bool { return c.Approval.URL == "https://app.example.com/approve" }},
-		{"LATCH_API_KEY=s3cret-api-key", func(c *Config) bool { return c.API.Key == "s3cret-api-key" }},
+		{"LATCH_API_KEY=s3cret-api-key-0123456789abcdefghij", func(c *Config) bool { return c.API.Key == "s3cret-api-key-0123456789abcdefghij" }},
 		{"LATCH_MASTER_KEY=" + validKey, func(c *Config) bool { return c.MasterKey == validKey }},
 		{"LATCH_MASTER_KEY_FILE=/etc/latch/key", func(c *Config) bool { return c.ResolvedMasterKeyFile() == "/etc/latch/key" }},
 		{"LATCH_TOKENS_ACCESS_TOKEN_LIFETIME=15m", func(c *Config) bool { return c.Tokens.AccessTokenLifetime == 15*time.Minute }},
@@ -223,6 +226,8 @@ func TestEnvVars(t *testing.T) {
 		{"LATCH_DATABASE_MAX_OPEN_CONNS=7", func(c *Config) bool { return c.Database.MaxOpenConns == 7 }},
 		{"LATCH_LOG_FORMAT=json", func(c *Config) bool { return c.Log.Format == "json" }},
 		{"LATCH_OUTBOUND_ALLOW_LOOPBACK=true", func(c *Config) bool { return c.Outbound.AllowLoopback }},
+		{"LATCH_LIMITS_FAILED_CREDENTIALS_PER_IP=7", func(c *Config) bool { return c.Limits.FailedCredentialsPerIP == 7 }},
+		{"LATCH_LIMITS_FAILURE_WINDOW=90s", func(c *Config) bool { return c.Limits.FailureWindow == 90*time.Second }},
 		{"LATCH_SCOPES=calendar.read=Read your calendar; openid=Log you in;", func(c *Config) bool {
 			want := append(BuiltinScopes(), Scope{"calendar.read", "Read your calendar"})
 			want[0].Description = "Log you in"
@@ -233,7 +238,10 @@ func TestEnvVars(t *testing.T) {
 	for _, tc := range tests {
 		name, _, _ := strings.Cut(tc.env, "=")
 		t.Run(name, func(t *testing.T) {
-			c := mustLoad(t, LoadOptions{Environ: []string{tc.env, "PATH=/bin", "HOME=/root"}})
+			// A public issuer needs an approval page; LATCH_APPROVAL_URL's own
+			// case comes later in the list and so still decides.
+			environ := []string{"LATCH_APPROVAL_URL=https://app.example.com/approve", tc.env, "PATH=/bin", "HOME=/root"}
+			c := mustLoad(t, LoadOptions{Environ: environ})
 			if !tc.check(c) {
 				t.Errorf("%s not applied: %+v", tc.env, c)
 			}
@@ -384,7 +392,23 @@ func TestValidationRules(t *testing.T) {
 		key  string // problem key expected; "" means valid
 		msg  string
 	}{
-		{"https issuer", []string{"LATCH_ISSUER=https://auth.example.com/tenant"}, "", ""},
+		{"https issuer", []string{"LATCH_ISSUER=https://auth.example.com/tenant", "LATCH_APPROVAL_URL=https://app.example.com/approve"}, "", ""},
+		// The development consent page approves anyone as anyone: only a
+		// loopback issuer may go without an approval page (SPEC §1).
+		{"public issuer without approval page", []string{"LATCH_ISSUER=https://auth.example.com"}, "approval.url", "LATCH_APPROVAL_URL"},
+		{"localhost-looking issuer without approval page", []string{"LATCH_ISSUER=https://localhost.example.com"}, "approval.url", "loopback"},
+		{"private address issuer without approval page", []string{"LATCH_ISSUER=https://10.0.0.5:8443"}, "approval.url", "LATCH_APPROVAL_URL"},
+		{"loopback issuers without approval page", []string{"LATCH_ISSUER=http://127.1.2.3:8080"}, "", ""},
+		{"https ipv6 loopback without approval page", []string{"LATCH_ISSUER=https://[::1]:8443"}, "", ""},
+		{"https localhost without approval page", []string{"LATCH_ISSUER=https://LOCALHOST:8443"}, "", ""},
+		{"negative limit", []string{"LATCH_LIMITS_AUTHORIZE_PER_MINUTE=-1"}, "limits.authorize_per_minute", "0 (off)"},
+		{"limits off", []string{"LATCH_LIMITS_AUTHORIZE_PER_MINUTE=0", "LATCH_LIMITS_PAR_PER_MINUTE=0", "LATCH_LIMITS_FAILED_CREDENTIALS_PER_IP=0", "LATCH_LIMITS_FAILED_CREDENTIALS_PER_CLIENT=0"}, "", ""},
+		{"no tracked ips", []string{"LATCH_LIMITS_TRACKED_IPS=0"}, "limits.tracked_ips", "greater than 0"},
+		{"failure window too long", []string{"LATCH_LIMITS_FAILURE_WINDOW=48h"}, "limits.failure_window", "24h"},
+		{"failure sync beyond window", []string{"LATCH_LIMITS_FAILURE_WINDOW=10s", "LATCH_LIMITS_FAILURE_SYNC=1m"}, "limits.failure_sync", "at most"},
+		{"weak api key", []string{"LATCH_API_KEY=admin"}, "api.key", "at least 32 characters, got 5"},
+		{"31-character api key", []string{"LATCH_API_KEY=" + strings.Repeat("k", 31)}, "api.key", "at least 32"},
+		{"32-character api key", []string{"LATCH_API_KEY=" + strings.Repeat("k", 32)}, "", ""},
 		{"http localhost issuer", []string{"LATCH_ISSUER=http://localhost:8080"}, "", ""},
 		{"http ipv6 loopback issuer", []string{"LATCH_ISSUER=http://[::1]:8080"}, "", ""},
 		{"http public issuer", []string{"LATCH_ISSUER=http://auth.example.com"}, "issuer", "https"},
@@ -507,7 +531,7 @@ func TestDefaultIssuerFollowsAddr(t *testing.T) {
 		{LoadOptions{Environ: []string{"LATCH_HTTP_ADDR=127.0.0.1:9000"}}, "http://127.0.0.1:9000"},
 		{LoadOptions{Flags: flagSet(t, "--http-addr=localhost:9001")}, "http://localhost:9001"},
 		{LoadOptions{File: writeYAML(t, "http:\n  addr: '[::1]:9002'\n")}, "http://[::1]:9002"},
-		{LoadOptions{Environ: []string{"LATCH_HTTP_ADDR=127.0.0.1:9000", "LATCH_ISSUER=https://id.example.com"}}, "https://id.example.com"},
+		{LoadOptions{Environ: []string{"LATCH_HTTP_ADDR=127.0.0.1:9000", "LATCH_ISSUER=https://id.example.com", "LATCH_APPROVAL_URL=https://app.example.com/a"}}, "https://id.example.com"},
 	}
 	for _, tc := range tests {
 		if c := mustLoad(t, tc.opts); c.Issuer != tc.want {
@@ -635,4 +659,17 @@ func FuzzLoadYAML(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The two fail-open settings of a public deployment (no approval page, a
+// guessable admin key) are refused together, each naming what to set, and
+// the key itself is never echoed.
+func TestFailOpenSettingsRefused(t *testing.T) {
+	ve := loadErr(t, LoadOptions{Environ: []string{"LATCH_ISSUER=https://id.example.com", "LATCH_API_KEY=hunter2hunter2"}})
+	if !hasProblem(ve, "approval.url", "LATCH_APPROVAL_URL") || !hasProblem(ve, "api.key", "(set by LATCH_API_KEY)") {
+		t.Errorf("want both problems:\n%v", ve)
+	}
+	if strings.Contains(ve.Error(), "hunter2") {
+		t.Errorf("the API key is echoed:\n%v", ve)
+	}
 }

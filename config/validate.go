@@ -9,10 +9,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // MasterKeySize is the decoded length a master key must have.
 const MasterKeySize = 32
+
+// MinAPIKeyLength is the shortest admin API key accepted from the
+// configuration (SPEC §1); generated keys carry 256 random bits.
+const MinAPIKeyLength = 32
 
 // Problem is one thing wrong with a configuration.
 type Problem struct {
@@ -80,6 +85,14 @@ func (c *Config) validate(ps *problems) {
 
 	if c.Approval.URL != "" {
 		validateApprovalURL(ps, c.Approval.URL)
+	} else if u, err := url.Parse(c.Issuer); err == nil && u.Host != "" && !LoopbackIssuer(c.Issuer) {
+		// The built-in page approves anyone as anyone: reachable through a
+		// public issuer it would hand out codes for any user (SPEC §1).
+		ps.add("approval.url", "must be set (LATCH_APPROVAL_URL) to the host app's approval page: the issuer %q is not a loopback address, and the built-in development consent page, which approves anyone as anyone, is served only for loopback issuers", c.Issuer)
+	}
+	if n := utf8.RuneCountInString(c.API.Key); c.API.Key != "" && n < MinAPIKeyLength {
+		// A short admin key can be guessed; the value itself is never shown.
+		ps.add("api.key", "must be at least %d characters, got %d; generate one with `openssl rand -base64 32` or leave it empty to have Latch generate one", MinAPIKeyLength, n)
 	}
 
 	validateAddr(ps, c.HTTP.Addr)
@@ -128,7 +141,7 @@ func (c *Config) validate(ps *problems) {
 	}
 	// A key retired before the tokens it signed expire would make those
 	// tokens unverifiable through the JWKS.
-	if longest := max(c.Tokens.AccessTokenLifetime, c.Tokens.IDTokenLifetime); c.Keys.RetireAfter > 0 && c.Keys.RetireAfter < longest {
+	if longest := max(c.Tokens.AccessTokenLifetime, c.Tokens.IDTokenLifetime); c.Keys.RetireAfter < longest {
 		ps.add("keys.retire_after", "must be at least the longest JWT lifetime (%s), got %s", longest, c.Keys.RetireAfter)
 	}
 	if c.Janitor.Interval < 0 {
@@ -137,6 +150,8 @@ func (c *Config) validate(ps *problems) {
 	if c.Janitor.BatchSize <= 0 {
 		ps.add("janitor.batch_size", "must be greater than 0, got %d", c.Janitor.BatchSize)
 	}
+
+	c.validateLimits(ps)
 
 	oneOf(ps, "tokens.access_token_format", c.Tokens.AccessTokenFormat, AccessTokenJWT, AccessTokenOpaque)
 	oneOf(ps, "tokens.id_token_signing_alg", c.Tokens.IDTokenSigningAlg, "RS256", "ES256")
@@ -147,6 +162,33 @@ func (c *Config) validate(ps *problems) {
 	oneOf(ps, "log.format", c.Log.Format, "text", "json")
 
 	validateScopes(ps, func(i int) string { return fmt.Sprintf("scopes[%d].name", i) }, c.Scopes)
+}
+
+func (c *Config) validateLimits(ps *problems) {
+	l := c.Limits
+	for _, n := range []struct {
+		key string
+		val int
+	}{
+		{"limits.authorize_per_minute", l.AuthorizePerMinute},
+		{"limits.par_per_minute", l.PARPerMinute},
+		{"limits.registration_per_minute", l.RegistrationPerMinute},
+		{"limits.failed_credentials_per_ip", l.FailedCredentialsPerIP},
+		{"limits.failed_credentials_per_client", l.FailedCredentialsPerClient},
+	} {
+		if n.val < 0 {
+			ps.add(n.key, "must be 0 (off) or more, got %d", n.val)
+		}
+	}
+	if l.TrackedIPs <= 0 {
+		ps.add("limits.tracked_ips", "must be greater than 0, got %d", l.TrackedIPs)
+	}
+	if l.FailureWindow < time.Second || l.FailureWindow > 24*time.Hour {
+		ps.add("limits.failure_window", "must be between 1s and 24h, got %s", l.FailureWindow)
+	}
+	if l.FailureSync <= 0 || l.FailureSync > l.FailureWindow {
+		ps.add("limits.failure_sync", "must be greater than 0 and at most limits.failure_window, got %s", l.FailureSync)
+	}
 }
 
 func validateIssuer(ps *problems, issuer string, derived bool) {
@@ -189,6 +231,14 @@ func validateIssuer(ps *problems, issuer string, derived bool) {
 	if strings.Contains(issuer, "#") {
 		ps.add(key, "%q must not contain a fragment", issuer)
 	}
+}
+
+// LoopbackIssuer reports whether the issuer's host is localhost or a
+// loopback address: only then may the built-in development consent page,
+// which approves anyone as anyone, be served.
+func LoopbackIssuer(issuer string) bool {
+	u, err := url.Parse(issuer)
+	return err == nil && u.Host != "" && isLoopbackHost(u.Hostname())
 }
 
 func isLoopbackHost(host string) bool {

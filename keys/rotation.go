@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/latchhq/latch/audit"
 	"github.com/latchhq/latch/storage"
 )
 
@@ -20,6 +21,7 @@ type RotationStore interface {
 	SetSigningKeySealed(ctx context.Context, kid, sealed string) error
 	AllKeyMaterial(ctx context.Context) ([]storage.KeyMaterial, error)
 	SetKeyMaterialSealed(ctx context.Context, name, sealed string) error
+	KeyMaterial(ctx context.Context, name string) (string, error)
 }
 
 // Schedule is the rotation policy.
@@ -39,10 +41,7 @@ func (m *Manager) RotateIfDue(ctx context.Context, alg string, sch Schedule) (st
 		return "", fmt.Errorf("keys: store cannot rotate on a schedule")
 	}
 	var kid string
-	err := rs.InTx(ctx, func(ctx context.Context) error {
-		if err := rs.LockSigningKeys(ctx); err != nil {
-			return err
-		}
+	err := m.locked(ctx, func(ctx context.Context) error {
 		newest, err := rs.NewestSigningKeyActivation(ctx, alg)
 		if err != nil {
 			return err
@@ -50,7 +49,7 @@ func (m *Manager) RotateIfDue(ctx context.Context, alg string, sch Schedule) (st
 		if !newest.IsZero() && m.now().Before(newest.Add(sch.Interval)) {
 			return nil
 		}
-		kid, err = m.rotate(ctx, alg, sch.PrePublish, sch.RetireAfter)
+		kid, err = m.rotate(ctx, alg, sch.PrePublish, sch.RetireAfter, "schedule")
 		return err
 	})
 	if err != nil || kid == "" {
@@ -137,6 +136,7 @@ func (m *Manager) Rewrap(ctx context.Context, next *Sealer) (int, error) {
 			}
 			n++
 		}
+		m.record(ctx, audit.Event{Name: audit.KeyRewrapped, Details: map[string]any{"rows": n}})
 		return nil
 	})
 	return n, err

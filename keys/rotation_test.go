@@ -186,14 +186,85 @@ func TestRewrap(t *testing.T) {
 	if got := jwksKIDs(after); len(got) != len(before) {
 		t.Fatalf("JWKS after rewrap %v, before %v", got, before)
 	}
-	if err := keys.NewManager(s, sealer(t, 1), clk.now, quiet).Reload(ctx); err == nil {
+	if after.Unopened() != 0 {
+		t.Fatalf("new master key leaves %d keys unopened", after.Unopened())
+	}
+	// The old master key opens none of them; the instance still starts and
+	// publishes them, and reports them.
+	old := keys.NewManager(s, sealer(t, 1), clk.now, quiet)
+	if err := old.Reload(ctx); err != nil {
+		t.Fatalf("reload must tolerate keys it cannot open: %v", err)
+	}
+	if old.Unopened() != 3 || len(jwksKIDs(old)) != len(before) {
 		t.Fatal("old master key still opens the rewrapped keys")
 	}
 	// Rewrapping with the wrong current key changes nothing.
 	if _, err := keys.NewManager(s, sealer(t, 9), clk.now, quiet).Rewrap(ctx, sealer(t, 3)); err == nil {
 		t.Fatal("rewrap with a wrong current master key succeeded")
 	}
-	if err := keys.NewManager(s, sealer(t, 2), clk.now, quiet).Reload(ctx); err != nil {
-		t.Fatalf("failed rewrap was not rolled back: %v", err)
+	if m2 := keys.NewManager(s, sealer(t, 2), clk.now, quiet); m2.Reload(ctx) != nil || m2.Unopened() != 0 {
+		t.Fatal("failed rewrap was not rolled back")
 	}
+}
+
+// countingStore is the real store, counting how often the key set is read.
+type countingStore struct {
+	*storage.Store
+	mu    sync.Mutex
+	lists int
+}
+
+func (c *countingStore) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error) {
+	c.mu.Lock()
+	c.lists++
+	c.mu.Unlock()
+	return c.Store.ListSigningKeys(ctx)
+}
+
+// An unknown kid reloads the key set, so a key made by another instance
+// verifies at once; a flood of made-up kids costs at most one read per
+// interval, not one per token.
+func TestUnknownKidReloadsRateLimited(t *testing.T) {
+	ctx := context.Background()
+	s, clk := setup(t)
+	a := keys.NewManager(s, sealer(t, 1), clk.now, quiet)
+	cs := &countingStore{Store: s}
+	b := keys.NewManager(cs, sealer(t, 1), clk.now, quiet)
+	if err := a.Ensure(ctx, keys.ES256); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Ensure(ctx, keys.ES256); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Rotate(ctx, keys.ES256, 0, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := sign(t, a)
+	if _, err := b.Signer(keys.ES256).Decode(ctx, tok); err != nil {
+		t.Fatalf("a token signed with a key rotated on another instance: %v", err)
+	}
+	cs.mu.Lock()
+	cs.lists = 0
+	cs.mu.Unlock()
+	forged := keys.NewManager(mustStore(t), sealer(t, 2), clk.now, quiet)
+	if err := forged.Ensure(ctx, keys.ES256); err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		tok, _, err := forged.Signer(keys.ES256).Generate(ctx, jwt.MapClaims{"sub": "x"}, &jwt.Headers{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Signer(keys.ES256).Decode(ctx, tok); err == nil {
+			t.Fatal("a token with an unknown kid verified")
+		}
+	}
+	if cs.lists > 1 {
+		t.Errorf("50 tokens with unknown kids caused %d key reloads, want at most 1", cs.lists)
+	}
+}
+
+func mustStore(t *testing.T) *storage.Store {
+	s, _ := setup(t)
+	return s
 }

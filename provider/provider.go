@@ -131,7 +131,7 @@ func New(o Options, store Storage, signer jwt.Signer) (fosite.OAuth2Provider, *f
 		compose.OpenIDConnectExplicitFactory,
 		compose.OpenIDConnectRefreshFactory,
 		compose.OAuth2TokenIntrospectionFactory,
-		compose.OAuth2TokenRevocationFactory,
+		revocationFactory, // not compose's: see familyRevocation
 		compose.OAuth2PKCEFactory,
 		compose.PushedAuthorizeHandlerFactory,
 	)

@@ -2,11 +2,14 @@ package server
 
 import (
 	"context"
+	"errors"
+	"net/http"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/latchhq/latch/apierror"
 	"github.com/latchhq/latch/audit"
+	"github.com/latchhq/latch/ratelimit"
 	"github.com/latchhq/latch/storage"
 )
 
@@ -28,11 +31,26 @@ func (s *Server) requireAPIKey(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// apiKey checks X-API-Key. An address locked out by failed credentials is
+// refused before the key is even looked up (SPEC §7), and a wrong key
+// counts against it.
 func (s *Server) apiKey(c echo.Context) (*storage.APIKey, error) {
+	r := c.Request()
+	presented := r.Header.Get("X-API-Key") != ""
+	ip := ratelimit.ClientIP(r)
+	if presented {
+		if wait, locked := s.limits.failures.Locked(r.Context(), ip, ""); locked {
+			return nil, s.rateLimited(c, limitCredentials, wait, "Too many failed API keys from this address; retry later.")
+		}
+	}
 	k, err := s.checkAPIKey(c)
 	ev := audit.Event{Name: audit.APIKeyUsed, Details: map[string]any{"method": c.Request().Method, "route": c.Path()}}
 	if err != nil {
 		ev.Name, ev.Outcome = audit.APIKeyFailed, audit.Failure
+		var ae *apierror.Error
+		if presented && errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
+			s.limits.failures.Failed(r.Context(), ip, "")
+		}
 	} else {
 		ev.ActorType, ev.ActorID = audit.ActorAPIKey, k.ID
 	}

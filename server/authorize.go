@@ -435,7 +435,15 @@ func (s *Server) authorizeResponse(ctx context.Context, ar fosite.AuthorizeReque
 		scopes.Claims(g.scopes, g.claims), g.claims, g.idTokenClaims, g.atClaims)
 	// dpop_jkt binds the code: the token request must prove that key.
 	sess.JKT = ar.GetRequestForm().Get("dpop_jkt")
-	resp, err := s.oauth.NewAuthorizeResponse(ctx, ar, sess)
+	// The code, PKCE and OIDC rows are written together or not at all: a
+	// database lost between them would leave a live code that can never
+	// be redeemed.
+	var resp fosite.AuthorizeResponder
+	err := s.store.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		resp, err = s.oauth.NewAuthorizeResponse(ctx, ar, sess)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -472,6 +480,11 @@ func (s *Server) writeAuthorizeResponse(c echo.Context, ar fosite.AuthorizeReque
 // page either way: redirecting server_error would end a sign-in that a
 // retry could finish.
 func (s *Server) authorizeError(c echo.Context, ar fosite.AuthorizeRequester, err error) error {
+	if dbUnavailable(err) {
+		// Never redirected: server_error would end the client's attempt,
+		// while the same request works once the database is back.
+		return s.writeUnavailable(c, err)
+	}
 	rfc := fosite.ErrorToRFC6749Error(err)
 	// fosite reports any failed client lookup as invalid_client; only a
 	// client that is not there is the request's fault.

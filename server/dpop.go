@@ -101,6 +101,11 @@ func (s *Server) resourceAuth(c echo.Context, path string) (fosite.AccessRequest
 	}
 	sess := provider.NewSession()
 	use, ar, err := s.oauth.IntrospectToken(c.Request().Context(), token, fosite.AccessToken, sess)
+	if dbUnavailable(err) {
+		// Not invalid_token: a client told that discards a valid token.
+		_ = s.writeUnavailable(c, err)
+		return nil, nil, false
+	}
 	if err != nil || use != fosite.AccessToken {
 		s.challengeAs(c, isDPoP, "invalid_token", "The access token is invalid, expired or revoked.")
 		return nil, nil, false
@@ -167,10 +172,12 @@ func (s *Server) dpopAlgs() []string {
 
 // errorHeaders adds what an OAuth error from a client-authenticated
 // endpoint needs: WWW-Authenticate for a failed client authentication (RFC
-// 6749 §5.2) and a fresh nonce with use_dpop_nonce (RFC 9449 §8).
+// 6749 §5.2), which is also counted against the rate limits, and a fresh
+// nonce with use_dpop_nonce (RFC 9449 §8).
 func (s *Server) errorHeaders(c echo.Context, rfc *fosite.RFC6749Error) {
 	if rfc.ErrorField == fosite.ErrInvalidClient.ErrorField {
 		c.Response().Header().Set("WWW-Authenticate", `Basic realm="latch", charset="UTF-8"`)
+		s.credentialFailed(c)
 	}
 	if rfc.ErrorField == "use_dpop_nonce" && s.dpop != nil {
 		c.Response().Header().Set(dpop.NonceHeader, s.dpop.Nonce())

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -22,8 +24,10 @@ import (
 	"github.com/latchhq/latch/apierror"
 	"github.com/latchhq/latch/approval"
 	"github.com/latchhq/latch/audit"
+	"github.com/latchhq/latch/config"
 	"github.com/latchhq/latch/dpop"
 	"github.com/latchhq/latch/keys"
+	"github.com/latchhq/latch/ratelimit"
 	"github.com/latchhq/latch/scopes"
 	"github.com/latchhq/latch/secret"
 	"github.com/latchhq/latch/storage"
@@ -60,6 +64,8 @@ type Options struct {
 	ReadHeaderTimeout time.Duration
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
+	// Limits are the per-address request rates (SPEC §7).
+	Limits Limits
 }
 
 // Deps are the server's collaborators, built by main.
@@ -76,6 +82,9 @@ type Deps struct {
 	Audit    *audit.Recorder // nil records nothing
 	// DPoP verifies proofs; nil turns DPoP off.
 	DPoP *dpop.Verifier
+	// Failures limits failed credentials across instances; nil turns the
+	// limits off.
+	Failures *ratelimit.Failures
 }
 
 // Server is the HTTP server.
@@ -93,7 +102,10 @@ type Server struct {
 	secure  bool
 	echo    *echo.Echo
 	metrics *httpMetrics
+	limits  *limiters
 	audit   *audit.Recorder
+	// outageLogged is when a database outage was last logged (outage.go).
+	outageLogged atomic.Int64
 	// API is the /api group (admin API key required), for other packages'
 	// routes.
 	API *echo.Group
@@ -110,13 +122,14 @@ func New(opt Options, d Deps) *Server {
 	if d.Metrics == nil {
 		d.Metrics = prometheus.NewRegistry()
 	}
+	e := echo.New()
 	s := &Server{
 		opt: opt, store: d.Store, oauth: d.OAuth, keys: d.Keys, hasher: d.Hasher, scopes: d.Scopes,
 		appr: d.Approval, log: d.Logger, now: d.Now, audit: d.Audit, dpop: d.DPoP,
 		secure:  strings.HasPrefix(opt.Issuer, "https://"),
-		metrics: newHTTPMetrics(d.Metrics),
+		metrics: newHTTPMetrics(d.Metrics, e),
 	}
-	e := echo.New()
+	s.limits = newLimiters(opt.Limits, d.Failures, d.Now, d.Metrics)
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}))
@@ -129,15 +142,20 @@ func New(opt Options, d Deps) *Server {
 	e.GET("/.well-known/openid-configuration", s.discovery, publicCORS)
 	e.GET("/.well-known/oauth-authorization-server", s.discovery, publicCORS)
 	e.GET("/.well-known/jwks.json", s.jwks, publicCORS)
-	e.GET("/oauth2/authorize", s.authorize)
-	e.POST("/oauth2/authorize", s.authorize)
+	// Anonymous requests that store something are limited per address;
+	// client-authenticated ones are refused while the sender or the client
+	// is locked out by failed credentials (SPEC §7).
+	authorizeLimit := s.perIP(s.limits.authorize, limitAuthorize)
+	e.GET("/oauth2/authorize", s.authorize, authorizeLimit)
+	e.POST("/oauth2/authorize", s.authorize, authorizeLimit)
 	e.GET(approval.ResumePath, s.resume)
-	e.POST(parPath, s.par)
-	e.POST("/oauth2/token", s.token, s.clientCORS)
+	e.POST(parPath, s.par, s.perIP(s.limits.par, limitPAR), s.credentialGate)
+	// CORS outermost, so a page can read even a 429 (cors.go).
+	e.POST("/oauth2/token", s.token, s.clientCORS, s.credentialGate)
 	e.OPTIONS("/oauth2/token", s.preflight(http.MethodPost))
-	e.POST("/oauth2/revoke", s.revoke, s.clientCORS)
+	e.POST("/oauth2/revoke", s.revoke, s.clientCORS, s.credentialGate)
 	e.OPTIONS("/oauth2/revoke", s.preflight(http.MethodPost))
-	e.POST("/oauth2/introspect", s.introspect)
+	e.POST("/oauth2/introspect", s.introspect, s.credentialGate)
 	e.GET("/userinfo", s.userinfo)
 	e.POST("/userinfo", s.userinfo)
 	e.OPTIONS("/userinfo", s.preflight("GET, POST"))
@@ -148,8 +166,15 @@ func New(opt Options, d Deps) *Server {
 
 	s.API = e.Group("/api", noStore, s.requireAPIKey)
 	s.appr.Register(s.API)
-	if opt.ApprovalURL == "" {
+	switch {
+	case opt.ApprovalURL != "":
+	case config.LoopbackIssuer(opt.Issuer):
 		s.appr.RegisterDevPage(e)
+	default:
+		// Configuration validation refuses this; an embedder that skipped
+		// it still never gets a page that approves anyone as anyone on a
+		// public issuer (SPEC §1).
+		s.log.Error("no approval_url and the issuer is not a loopback address: the development consent page is not served; set LATCH_APPROVAL_URL", "issuer", opt.Issuer)
 	}
 	s.echo = e
 	return s
@@ -292,21 +317,40 @@ func (s *Server) listScopes(c echo.Context) error {
 	return c.JSON(http.StatusOK, s.scopes.All())
 }
 
-// httpMetrics counts requests by route and status.
+// httpMetrics counts requests by route and status. Every label comes from
+// a closed set (route template, standard method or "other", status class):
+// a label taken from the request itself would let anyone create new time
+// series, each held in memory forever (SPEC §7).
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// routes are the templates of the registered routes, read from the
+	// router at the first request, when every package has mounted its own.
+	routes func() map[string]bool
 }
 
-func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
+// unmatchedRoute labels every request that matched no route.
+const unmatchedRoute = "unmatched"
+
+func newHTTPMetrics(reg prometheus.Registerer, e *echo.Echo) *httpMetrics {
 	m := &httpMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "latch_http_requests_total", Help: "HTTP requests by route, method and status.",
+			Name: "latch_http_requests_total", Help: "HTTP requests by route template, method (standard ones, else other) and status class.",
 		}, []string{"route", "method", "status"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "latch_http_request_duration_seconds", Help: "HTTP request latency by route.",
+			Name: "latch_http_request_duration_seconds", Help: "HTTP request latency by route template.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"route"}),
+		routes: sync.OnceValue(func() map[string]bool {
+			known := map[string]bool{}
+			for _, r := range e.Routes() {
+				// Group catch-alls (echo's 404 routes) are not routes.
+				if r.Method != echo.RouteNotFound {
+					known[r.Path] = true
+				}
+			}
+			return known
+		}),
 	}
 	reg.MustRegister(m.requests, m.duration)
 	return m
@@ -320,11 +364,29 @@ func (m *httpMetrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Error(err)
 		}
 		route := c.Path()
-		if route == "" {
-			route = "unmatched"
+		if !m.routes()[route] {
+			route = unmatchedRoute
 		}
-		m.requests.WithLabelValues(route, c.Request().Method, strconv.Itoa(c.Response().Status)).Inc()
+		m.requests.WithLabelValues(route, methodLabel(c.Request().Method), statusClass(c.Response().Status)).Inc()
 		m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
 		return nil
 	}
+}
+
+// methodLabel maps the request method onto a closed set.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return method
+	}
+	return "other"
+}
+
+// statusClass is "2xx", "4xx" and so on.
+func statusClass(status int) string {
+	if status < 100 || status > 599 {
+		return "other"
+	}
+	return strconv.Itoa(status/100) + "xx"
 }

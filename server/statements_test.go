@@ -118,7 +118,12 @@ func TestStatementBudgets(t *testing.T) {
 
 func testStatementBudgets(t *testing.T, dsn string) {
 	// A TTL far longer than the test, so the counts cannot depend on speed.
-	env := latchtest.Start(t, latchtest.Options{DSN: dsn, Configure: func(c *config.Config) { c.Database.ClientCacheTTL = time.Minute }})
+	// Likewise for the read of other instances' failed-credential counts
+	// (once per limits.failure_sync, on whichever request comes then).
+	env := latchtest.Start(t, latchtest.Options{DSN: dsn, Configure: func(c *config.Config) {
+		c.Database.ClientCacheTTL = time.Minute
+		c.Limits.FailureWindow, c.Limits.FailureSync = 24*time.Hour, 24*time.Hour
+	}})
 	g := &grantOps{t: t, env: env,
 		web: env.CreateClient(clients.Metadata{ClientName: "web", RedirectURIs: []string{"https://client.example/cb"},
 			GrantTypes: []string{"authorization_code", "refresh_token"}, Scope: "openid offline_access"}),
@@ -145,16 +150,22 @@ func testStatementBudgets(t *testing.T, dsn string) {
 		// the decided row; audit key used and session approved.
 		{"approve", 5, 0, "api key, read, decide+returning, 2 audit"},
 		// Conditional complete returning the session, login session insert,
-		// code + PKCE + OIDC rows (fosite stores them one by one); audit.
-		{"resume", 6, 1, "complete+returning, login, code, pkce, oidc, audit; one transaction so a failure leaves the session resumable"},
+		// code + PKCE + OIDC rows (fosite stores them one by one, so in one
+		// transaction: an outage between them left a live code without its
+		// PKCE row, scaleout.TestPostgresStopsMidFlow); audit.
+		{"resume", 6, 1, "complete+returning, login, code, pkce, oidc (one tx), audit"},
 		// Read the code (fosite's second read is served from memory) and
-		// the PKCE row; in one transaction: spend the code, insert access
-		// and refresh; after it, read the OIDC session (kept, like PKCE, for
-		// the janitor); audit.
-		{"code exchange", 7, 1, "code, pkce, spend, access, refresh, oidc read, audit"},
-		// Read the refresh token, then in one transaction: spend it, retire
-		// its access token (subquery), insert the new pair; audit.
-		{"refresh", 6, 1, "read, spend, retire access, access, refresh, audit"},
+		// the PKCE row; in one transaction: lock the user's grant, spend the
+		// code, insert access and refresh; after it, read the OIDC session
+		// (kept, like PKCE, for the janitor); audit.
+		// The grant lock (+1, issue 16) is what lets a revocation of the
+		// user's grant see, or prevent, the tokens this exchange commits.
+		{"code exchange", 8, 1, "code, pkce, grant lock, spend, access, refresh, oidc read, audit"},
+		// Read the refresh token, then in one transaction: lock the grant,
+		// spend it, retire its access token (subquery), insert the new
+		// pair; audit. The grant lock (+1, issue 16) serialises rotation
+		// with revocation, so a revocation never misses the new pair.
+		{"refresh", 7, 1, "read, grant lock, spend, retire access, access, refresh, audit"},
 		// Client from cache; store the access token (revocable,
 		// introspectable); audit.
 		{"client_credentials", 2, 0, "insert access, audit"},

@@ -14,6 +14,9 @@ import (
 	jose "github.com/go-jose/go-jose/v3"
 	"github.com/ory/fosite"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/latchhq/latch/migrations"
 )
 
 // Client is a registered OAuth client. Field names follow RFC 7591; the
@@ -204,14 +207,38 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 	return translate(s.conn(ctx).Create(c).Error)
 }
 
-// UpdateClient replaces a client's stored metadata.
+// ClientForUpdate reads a client for a read-modify-write: from the
+// database, never the cache (another instance may have changed it a moment
+// ago), and, on PostgreSQL inside a transaction, locking its row until the
+// transaction ends so a concurrent writer waits instead of being
+// overwritten. SQLite needs no lock: its transactions begin IMMEDIATE and
+// so already run one at a time.
+func (s *Store) ClientForUpdate(ctx context.Context, id string) (*Client, error) {
+	q := s.conn(ctx)
+	if s.dialect == migrations.Postgres && InTransaction(ctx) {
+		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+	}
+	var c Client
+	if err := q.Where("id = ?", id).Take(&c).Error; err != nil {
+		return nil, translate(err)
+	}
+	return s.asOfNow(&c), nil
+}
+
+// secretColumns are written only by CreateClient and RotateClientSecret: a
+// metadata update carries whatever secret its caller read, which may be one
+// a concurrent rotation has since replaced.
+var secretColumns = []string{"secret_hash", "rotated_secret_hash", "rotated_secret_expires_at"}
+
+// UpdateClient replaces a client's stored metadata; its secret columns are
+// left as they are.
 func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
 	c.UpdatedAt = s.now()
 	c.normalize()
 	if err := c.parseJWKS(); err != nil {
 		return err
 	}
-	res := s.conn(ctx).Select("*").Omit("created_at").Where("id = ?", c.ID).Updates(c)
+	res := s.conn(ctx).Select("*").Omit(append([]string{"created_at"}, secretColumns...)...).Where("id = ?", c.ID).Updates(c)
 	if res.Error != nil {
 		return translate(res.Error)
 	}
@@ -271,7 +298,7 @@ func (s *Store) ListClients(ctx context.Context, owner, after string, limit int)
 // stops working at once (and any earlier grace ends too).
 func (s *Store) RotateClientSecret(ctx context.Context, id, hash string, keepOldUntil *time.Time) error {
 	return s.InTx(ctx, func(ctx context.Context) error {
-		c, err := s.Client(ctx, id)
+		c, err := s.ClientForUpdate(ctx, id)
 		if err != nil {
 			return err
 		}

@@ -55,3 +55,19 @@ func (s *Store) SetKeyMaterialSealed(ctx context.Context, name, sealed string) e
 	}
 	return nil
 }
+
+// HoldsData reports whether any signing key, client or API key exists: a
+// database written before the data key existed has all its hashes keyed
+// by the master key and must keep that key (see keys.LoadDataKey).
+func (s *Store) HoldsData(ctx context.Context) (bool, error) {
+	for _, table := range []string{"signing_keys", "clients", "api_keys"} {
+		var n int64
+		if err := s.conn(ctx).Table(table).Limit(1).Count(&n).Error; err != nil {
+			return false, translate(err)
+		}
+		if n > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}

@@ -286,6 +286,11 @@ func (Authorization) TableName() string { return "authorizations" }
 // RememberAuthorization adds scopes to a user's authorization of a client.
 func (s *Store) RememberAuthorization(ctx context.Context, subject, clientID string, scopes []string) error {
 	return s.InTx(ctx, func(ctx context.Context) error {
+		// Under the grant lock, so a concurrent revocation either forgets
+		// what this writes or runs first and is not undone by it.
+		if known, err := s.lockGrant(ctx, subject, clientID); err != nil || !known {
+			return err // a client deleted meanwhile: nothing to remember
+		}
 		existing, err := s.Authorization(ctx, subject, clientID)
 		if err != nil && !errors.Is(err, fosite.ErrNotFound) {
 			return err
@@ -319,24 +324,6 @@ func (s *Store) ListAuthorizations(ctx context.Context, subject string) ([]Autho
 		return nil, translate(err)
 	}
 	return out, nil
-}
-
-// DeleteAuthorization forgets a user's authorization of a client and revokes
-// every token that user holds for it, in one transaction.
-func (s *Store) DeleteAuthorization(ctx context.Context, subject, clientID string) error {
-	return s.InTx(ctx, func(ctx context.Context) error {
-		res := s.conn(ctx).Where("subject = ? AND client_id = ?", subject, clientID).Delete(&Authorization{})
-		if res.Error != nil {
-			return translate(res.Error)
-		}
-		if err := s.RevokeUserClientTokens(ctx, subject, clientID); err != nil {
-			return err
-		}
-		if res.RowsAffected == 0 {
-			return fmt.Errorf("authorization %s/%s: %w", subject, clientID, fosite.ErrNotFound)
-		}
-		return nil
-	})
 }
 
 func union(a, b []string) []string {

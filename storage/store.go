@@ -10,8 +10,10 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -60,6 +62,9 @@ func Open(dsn string, opts Options) (*Store, error) {
 		if path == "" {
 			return nil, errors.New("storage: sqlite DSN has no path")
 		}
+		if err := createPrivate(path); err != nil {
+			return nil, err
+		}
 		dialector = sqlite.Open(sqliteDSN(path))
 		dialect = migrations.SQLite
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
@@ -98,6 +103,24 @@ func Open(dsn string, opts Options) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// createPrivate creates a new SQLite database file readable by its owner
+// only (SPEC §1): it holds hashes, sealed keys and personal data. SQLite
+// gives the -wal and -shm files the database file's mode. An existing file
+// keeps the mode its operator chose.
+func createPrivate(path string) error {
+	if path == ":memory:" {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("storage: create sqlite database: %w", err)
+	}
+	return f.Close()
 }
 
 // sqliteDSN turns a file path into a connection string: WAL lets readers run
@@ -260,13 +283,18 @@ func translate(err error) error {
 		switch {
 		case pgErr.Code == "23505", pgErr.Code == "40001", pgErr.Code == "40P01":
 			return fmt.Errorf("%w: %v", fosite.ErrSerializationFailure, err)
+		case pgErr.Code == "23503":
+			// A foreign key whose row a concurrent transaction deleted (a
+			// grant of a client being deleted): that transaction won.
+			return fmt.Errorf("%w: %v", fosite.ErrSerializationFailure, err)
 		case strings.HasPrefix(pgErr.Code, "08"), strings.HasPrefix(pgErr.Code, "57P"):
 			// Connection exceptions and operator intervention (shutdown).
 			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 	}
 	msg := err.Error()
-	if strings.Contains(msg, "UNIQUE constraint failed") || strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked") {
+	if strings.Contains(msg, "UNIQUE constraint failed") || strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked") ||
+		strings.Contains(msg, "FOREIGN KEY constraint failed") {
 		return fmt.Errorf("%w: %v", fosite.ErrSerializationFailure, err)
 	}
 	return err

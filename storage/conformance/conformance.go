@@ -122,6 +122,8 @@ func Run(t *testing.T, open Opener) {
 	t.Run("AccessTokens", func(t *testing.T) { testAccess(t, setup(t, open)) })
 	t.Run("RefreshTokens", func(t *testing.T) { testRefresh(t, setup(t, open)) })
 	t.Run("RevokeGrantAndUserClient", func(t *testing.T) { testRevokeGrant(t, setup(t, open)) })
+	t.Run("RevokeUnrememberedGrant", func(t *testing.T) { testRevokeUnremembered(t, setup(t, open)) })
+	t.Run("ReplayCacheClockSkew", func(t *testing.T) { testReplaySkew(t, setup(t, open)) })
 	t.Run("OpenIDConnectSessions", func(t *testing.T) { testOIDC(t, setup(t, open)) })
 	t.Run("PKCE", func(t *testing.T) { testPKCE(t, setup(t, open)) })
 	t.Run("Transactions", func(t *testing.T) { testTx(t, setup(t, open)) })
@@ -135,6 +137,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("AssertionJTIsPerClient", func(t *testing.T) { testAssertionJTIsPerClient(t, setup(t, open)) })
 	t.Run("Timestamps", func(t *testing.T) { testTimestamps(t, setup(t, open)) })
 	t.Run("Janitor", func(t *testing.T) { testJanitor(t, setup(t, open)) })
+	t.Run("RateLimits", func(t *testing.T) { testRateLimits(t, setup(t, open)) })
 	t.Run("Concurrency", func(t *testing.T) {
 		t.Run("SpendCodeOnce", func(t *testing.T) { testRaceCode(t, setup(t, open)) })
 		t.Run("RotateRefreshOnce", func(t *testing.T) { testRaceRefresh(t, setup(t, open)) })
@@ -142,6 +145,8 @@ func Run(t *testing.T, open Opener) {
 		t.Run("CompleteAuthSessionOnce", func(t *testing.T) { testRaceComplete(t, setup(t, open)) })
 		t.Run("MarkJTIOnce", func(t *testing.T) { testRaceJTI(t, setup(t, open)) })
 		t.Run("CreateClientOnce", func(t *testing.T) { testRaceCreateClient(t, setup(t, open)) })
+		t.Run("RevokeAgainstRotation", func(t *testing.T) { testRaceRevokeRotate(t, setup(t, open)) })
+		t.Run("RememberAgainstRevoke", func(t *testing.T) { testRaceRememberRevoke(t, setup(t, open)) })
 	})
 }
 

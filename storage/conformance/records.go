@@ -55,6 +55,18 @@ func testClients(t *testing.T, f *fixture) {
 		t.Fatalf("grace-period rotation: current %q rotated %q", c3.GetHashedSecret(), c3.GetRotatedHashes())
 	}
 	wantErr(t, "rotate missing", f.s.RotateClientSecret(ctx, "missing", "x", nil), fosite.ErrNotFound)
+	// A metadata update never writes the secret columns: its caller may hold
+	// a copy read before a concurrent rotation.
+	stale := *c3
+	stale.SecretHash, stale.RotatedSecretHash, stale.RotatedSecretExpiresAt, stale.Name = "stale-hash", "", nil, "Renamed"
+	must(t, f.s.UpdateClient(ctx, &stale))
+	c4, err := f.s.ClientForUpdate(ctx, c.ID)
+	must(t, err)
+	if c4.SecretHash != "newer-hash" || c4.RotatedSecretHash != "new-hash" || c4.RotatedSecretExpiresAt == nil || c4.Name != "Renamed" {
+		t.Fatalf("update wrote secret columns or lost metadata: secret %q rotated %q name %q", c4.SecretHash, c4.RotatedSecretHash, c4.Name)
+	}
+	_, err = f.s.ClientForUpdate(ctx, "missing")
+	wantErr(t, "locked read of missing", err, fosite.ErrNotFound)
 
 	for _, id := range []string{"client-2", "client-3", "client-4"} {
 		f.newClient(id)
@@ -307,7 +319,7 @@ func testReplay(t *testing.T, f *fixture) {
 	must(t, f.s.MarkJTI(ctx, "dpop", "jti-1", exp))
 	wantErr(t, "replayed jti", f.s.MarkJTI(ctx, "dpop", "jti-1", exp), storage.ErrReplay)
 	must(t, f.s.MarkJTI(ctx, "other-purpose", "jti-1", exp)) // purposes are separate namespaces
-	f.clock.Advance(2 * time.Minute)
+	f.clock.Advance(2*time.Minute + storage.ReplayClockSkew)
 	must(t, f.s.MarkJTI(ctx, "dpop", "jti-1", f.clock.Now().Add(time.Minute))) // expired entries may be reused
 
 	alice := storage.WithAssertionClient(ctx, "alice")
