@@ -31,7 +31,7 @@ type formField struct{ Name, Value string }
 func writeFormPost(c echo.Context, redirect *url.URL, params url.Values) error {
 	nonce := make([]byte, 16)
 	_, _ = rand.Read(nonce)
-	n := base64.RawStdEncoding.EncodeToString(nonce)
+	n := base64.RawURLEncoding.EncodeToString(nonce)
 	fields := make([]formField, 0, len(params))
 	for k, vs := range params {
 		for _, v := range vs {

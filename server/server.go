@@ -46,6 +46,8 @@ type Store interface {
 	APIKeyByHash(ctx context.Context, hash string) (*storage.APIKey, error)
 	RevokeGrant(ctx context.Context, requestID string) error
 	CORSOriginRegistered(ctx context.Context, origin string) (bool, error)
+	RefreshReplay(ctx context.Context, signature string) (*storage.RefreshReplay, error)
+	SealRefreshResponse(ctx context.Context, spent, sealed string) error
 }
 
 // Options are the HTTP-level settings.
@@ -58,6 +60,9 @@ type Options struct {
 	IDTokenSigningAlgs   []string
 	// IDTokenSigningAlg signs ID tokens for clients that register none.
 	IDTokenSigningAlg string
+	// RefreshReuseInterval is the server's refresh reuse interval (a
+	// client's refresh_reuse_interval overrides it).
+	RefreshReuseInterval time.Duration
 	// PARRequired refuses authorization requests not pushed first.
 	PARRequired       bool
 	ReadTimeout       time.Duration
@@ -82,6 +87,9 @@ type Deps struct {
 	Audit    *audit.Recorder // nil records nothing
 	// DPoP verifies proofs; nil turns DPoP off.
 	DPoP *dpop.Verifier
+	// RefreshReplay seals token responses kept for the refresh reuse
+	// interval; nil turns the interval off.
+	RefreshReplay *keys.Sealer
 	// Failures limits failed credentials across instances; nil turns the
 	// limits off.
 	Failures *ratelimit.Failures
@@ -99,6 +107,7 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	dpop    *dpop.Verifier
+	replay  *keys.Sealer
 	secure  bool
 	echo    *echo.Echo
 	metrics *httpMetrics
@@ -125,7 +134,7 @@ func New(opt Options, d Deps) *Server {
 	e := echo.New()
 	s := &Server{
 		opt: opt, store: d.Store, oauth: d.OAuth, keys: d.Keys, hasher: d.Hasher, scopes: d.Scopes,
-		appr: d.Approval, log: d.Logger, now: d.Now, audit: d.Audit, dpop: d.DPoP,
+		appr: d.Approval, log: d.Logger, now: d.Now, audit: d.Audit, dpop: d.DPoP, replay: d.RefreshReplay,
 		secure:  strings.HasPrefix(opt.Issuer, "https://"),
 		metrics: newHTTPMetrics(d.Metrics, e),
 	}

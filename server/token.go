@@ -30,9 +30,25 @@ func (s *Server) token(c echo.Context) error {
 	if err != nil {
 		return s.tokenError(c, nil, dpopOAuthError(err))
 	}
+	var reuse *storage.RefreshReuse
+	if c.Request().PostFormValue("grant_type") == "refresh_token" {
+		if d := s.reuseInterval(c); d > 0 {
+			reuse = &storage.RefreshReuse{Interval: d}
+			ctx = storage.WithRefreshReuse(ctx, reuse)
+		}
+	}
 	sess := provider.NewSession()
 	ar, err := s.oauth.NewAccessRequest(ctx, c.Request(), sess)
 	if err != nil {
+		if reuse != nil && errors.Is(err, storage.ErrRefreshRetry) {
+			// A spent token within its reuse interval: the same answer
+			// again, or, for anyone else, a reuse.
+			if s.replayRefresh(c, ar, proof) {
+				s.auditToken(ctx, c.Request(), ar, nil)
+				return nil
+			}
+			err = s.unservableRetry(ctx, ar)
+		}
 		s.auditToken(ctx, c.Request(), ar, err)
 		return s.tokenError(c, ar, err)
 	}
@@ -49,8 +65,15 @@ func (s *Server) token(c echo.Context) error {
 	if err := bindToken(ar, proof); err != nil {
 		return s.tokenError(c, ar, err)
 	}
+	if reuse != nil {
+		reuse.ClientID, reuse.JKT = ar.GetClient().GetID(), boundJKT(ar)
+	}
 	resp, err := s.oauth.NewAccessResponse(s.withIDTokenAlg(ctx, ar.GetClient()), ar)
 	if err != nil {
+		if reuse != nil && lostRotation(err) && s.replayRefresh(c, ar, proof) {
+			// Two presentations raced: the loser gets the winner's answer.
+			return nil
+		}
 		err = s.raceLost(ctx, ar, err)
 		s.auditToken(ctx, c.Request(), ar, err)
 		return s.tokenError(c, ar, err)
@@ -59,6 +82,9 @@ func (s *Server) token(c echo.Context) error {
 	if proof != nil {
 		resp.SetTokenType("DPoP")
 		s.setNonce(c)
+	}
+	if reuse != nil && reuse.Successor != "" {
+		s.sealRefresh(ctx, reuse, resp)
 	}
 	s.oauth.WriteAccessResponse(ctx, c.Response(), ar, resp)
 	return nil

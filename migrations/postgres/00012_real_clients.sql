@@ -12,8 +12,23 @@ ALTER TABLE auth_sessions ADD COLUMN access_token_claims TEXT NOT NULL DEFAULT '
 ALTER TABLE auth_sessions ADD COLUMN id_token_claims TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE login_sessions ADD COLUMN access_token_claims TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE login_sessions ADD COLUMN id_token_claims TEXT NOT NULL DEFAULT '{}';
+-- The token response a refresh gave, kept (sealed under the data key) for
+-- the refresh reuse interval so a retry of the spent token gets it again
+-- (SPEC §2). Keyed by the spent token's signature; successor is the new
+-- refresh token's, whose use ends the grace.
+CREATE TABLE refresh_replays (
+    signature  TEXT PRIMARY KEY,
+    request_id TEXT NOT NULL,
+    client_id  TEXT NOT NULL,
+    jkt        TEXT NOT NULL DEFAULT '',
+    successor  TEXT NOT NULL,
+    response   TEXT NOT NULL DEFAULT '',
+    expires_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX refresh_replays_expires_idx ON refresh_replays (expires_at);
 
 -- +goose Down
+DROP TABLE refresh_replays;
 ALTER TABLE login_sessions DROP COLUMN id_token_claims;
 ALTER TABLE login_sessions DROP COLUMN access_token_claims;
 ALTER TABLE auth_sessions DROP COLUMN id_token_claims;
