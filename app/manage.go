@@ -12,7 +12,9 @@ import (
 
 // Audit returns the audit recorder over this app's store.
 func (a *App) Audit() *audit.Recorder {
-	a.auditOnce.Do(func() { a.audit = audit.New(a.Store, a.Log) })
+	a.auditOnce.Do(func() {
+		a.audit = audit.New(a.Store, a.Log).WithExportSettle(a.Config.Audit.ExportSettle, a.Now)
+	})
 	return a.audit
 }
 

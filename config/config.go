@@ -85,6 +85,10 @@ type LimitsConfig struct {
 type AuditConfig struct {
 	// Retention is how long audit events are kept; 0 keeps them forever.
 	Retention time.Duration `koanf:"retention"`
+	// ExportSettle is how old an event must be before GET /api/audit?after=
+	// serves it, so that every insert numbered before it has committed or
+	// failed; audit inserts are cut off at a third of it.
+	ExportSettle time.Duration `koanf:"export_settle"`
 }
 
 // DPoPConfig tunes RFC 9449 proof checks.
@@ -301,7 +305,7 @@ func defaults() *Config {
 			IDTokenSigningAlg:    "RS256",
 		},
 		Log:     LogConfig{Level: "info", Format: "text"},
-		Audit:   AuditConfig{Retention: 90 * 24 * time.Hour},
+		Audit:   AuditConfig{Retention: 90 * 24 * time.Hour, ExportSettle: 30 * time.Second},
 		DPoP:    DPoPConfig{IATWindow: time.Minute, NonceLifetime: 5 * time.Minute},
 		PAR:     PARConfig{Lifetime: time.Minute},
 		Keys:    KeysConfig{PrePublication: time.Hour, RetireAfter: 24 * time.Hour, ReloadInterval: 30 * time.Second},

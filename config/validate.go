@@ -133,6 +133,9 @@ func (c *Config) validate(ps *problems) {
 	if c.Audit.Retention < 0 {
 		ps.add("audit.retention", "must be 0 (keep forever) or positive, got %s", c.Audit.Retention)
 	}
+	if c.Audit.ExportSettle < time.Second {
+		ps.add("audit.export_settle", "must be at least 1s (it bounds audit inserts to a third of it), got %s", c.Audit.ExportSettle)
+	}
 	if c.Keys.RotationInterval < 0 {
 		ps.add("keys.rotation_interval", "must be 0 (off) or positive, got %s", c.Keys.RotationInterval)
 	}
