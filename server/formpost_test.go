@@ -2,7 +2,9 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -91,6 +93,27 @@ func TestFormPostResponseMode(t *testing.T) {
 	resp, body = latchtest.NewBrowser(t).Get(r.conf.AuthCodeURL("st-2", oauth2.SetAuthURLParam("response_mode", "form_post")))
 	if _, f := formPost(t, resp, body); f["error"] != "invalid_request" || f["state"] != "st-2" || f["iss"] != env.URL {
 		t.Errorf("error without PKCE posts %v", f)
+	}
+	// A pushed request keeps its response mode.
+	_, pushed := postForm(t, env.URL+"/oauth2/par", url.Values{"response_type": {"code"}, "client_id": {c.ID},
+		"redirect_uri": {c.RedirectURIs[0]}, "scope": {"openid"}, "state": {"st-par"}, "response_mode": {"form_post"},
+		"code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"}}, c.ID, c.Secret)
+	uri, _ := pushed["request_uri"].(string)
+	if uri == "" {
+		t.Fatalf("PAR: %v", pushed)
+	}
+	b3 := latchtest.NewBrowser(t)
+	resp, body = b3.Get(env.Approve(env.StartAuthorize(b3, env.URL+"/oauth2/authorize?"+url.Values{"client_id": {c.ID}, "request_uri": {uri}}.Encode()), map[string]any{"user": "u1"}))
+	if _, f := formPost(t, resp, body); f["code"] == "" || f["state"] != "st-par" || f["iss"] != env.URL {
+		t.Errorf("pushed form_post posts %v", f)
+	}
+	// So does an error answered at the pushed request's redemption.
+	_, pushed = postForm(t, env.URL+"/oauth2/par", url.Values{"response_type": {"code"}, "client_id": {c.ID},
+		"redirect_uri": {c.RedirectURIs[0]}, "scope": {"openid"}, "state": {"st-none"}, "response_mode": {"form_post"}, "prompt": {"none"},
+		"code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"}}, c.ID, c.Secret)
+	resp, body = latchtest.NewBrowser(t).Get(env.URL + "/oauth2/authorize?" + url.Values{"client_id": {c.ID}, "request_uri": {fmt.Sprint(pushed["request_uri"])}}.Encode())
+	if _, f := formPost(t, resp, body); f["error"] != "login_required" || f["state"] != "st-none" {
+		t.Errorf("pushed prompt=none without a login posts %v", f)
 	}
 	// Fragment (implicit/hybrid) stays refused.
 	resp, _ = latchtest.NewBrowser(t).Get(r.conf.AuthCodeURL("st-3", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("response_mode", "fragment")))
