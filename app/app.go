@@ -99,7 +99,7 @@ func (a *App) prepare(ctx context.Context, opt Options) error {
 		}
 		return err
 	}
-	master, generated, err := keys.LoadMasterKey(cfg.MasterKey, cfg.ResolvedMasterKeyFile())
+	master, generated, err := keys.LoadOrCreateMasterKey(ctx, cfg.MasterKey, cfg.ResolvedMasterKeyFile(), a.Store)
 	if err != nil {
 		return fmt.Errorf("master key: %w", err)
 	}
@@ -191,6 +191,7 @@ func (a *App) Server() *server.Server {
 			AuthorizePerMinute: cfg.Limits.AuthorizePerMinute, PARPerMinute: cfg.Limits.PARPerMinute,
 			RegistrationPerMinute: cfg.Limits.RegistrationPerMinute, TrackedIPs: cfg.Limits.TrackedIPs,
 		},
+		SeparateAdmin: cfg.HTTP.AdminAddr != "",
 	}, server.Deps{
 		Store: a.Store, OAuth: a.Provider(), Keys: a.Keys, Hasher: a.Hasher, Scopes: a.Scopes,
 		Approval: appr, Logger: a.Log, Metrics: reg, Now: a.Now, Audit: rec, DPoP: a.DPoP, RefreshReplay: a.replaySealer,

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/latchhq/latch/storage"
@@ -11,11 +12,15 @@ import (
 // reloading signing keys (so a rotation through any instance reaches this
 // one within keys.reload_interval) and, unless janitor.interval is 0,
 // purging expired rows and audit events past audit.retention. It returns at once; the work runs in goroutines.
-func (a *App) RunBackground(ctx context.Context) {
-	go a.Keys.Run(ctx, a.Config.Keys.ReloadInterval)
+// The returned wait blocks until they have all stopped after ctx ends, so a
+// shutdown can close the database knowing no job still uses it.
+func (a *App) RunBackground(ctx context.Context) (wait func()) {
+	var wg sync.WaitGroup
+	wg.Go(func() { a.Keys.Run(ctx, a.Config.Keys.ReloadInterval) })
 	if a.Config.Janitor.Interval > 0 {
-		go a.runJanitor(ctx, a.Config.Janitor.Interval)
+		wg.Go(func() { a.runJanitor(ctx, a.Config.Janitor.Interval) })
 	}
+	return wg.Wait
 }
 
 func (a *App) runJanitor(ctx context.Context, interval time.Duration) {

@@ -24,7 +24,7 @@ func (a *App) Audit() *audit.Recorder {
 func (a *App) mountManagement(srv *server.Server, rec *audit.Recorder) {
 	a.Clients().Register(srv.API)
 	rec.Register(srv.API)
-	openapi.Register(srv.Echo())
+	openapi.Register(srv.AdminEcho())
 }
 
 // NewAPIKey makes a new admin key, stores only its hash, and returns the

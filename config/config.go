@@ -21,7 +21,8 @@ import (
 // Fields carry koanf tags; the dotted tag path of a leaf (e.g.
 // "tokens.code_lifetime") is its YAML location, and the same path upper-cased
 // with dots turned into underscores and prefixed with LATCH_ is its
-// environment variable. Fields tagged secret are never echoed in errors.
+// environment variable, unless an env tag names the variable deployments
+// already use. Fields tagged secret are never echoed in errors.
 type Config struct {
 	// Issuer is the OAuth/OIDC issuer identifier. When empty, Load derives
 	// "http://" + HTTP.Addr, which only validates for loopback addresses:
@@ -160,6 +161,13 @@ type HTTPConfig struct {
 	// MaxBodyBytes caps request bodies; OAuth requests are small, so a
 	// low cap is cheap protection against memory exhaustion.
 	MaxBodyBytes int64 `koanf:"max_body_bytes"`
+	// AdminAddr, when set, moves /metrics and /api to a second listener,
+	// so operators can keep them off the public network. Its variable is
+	// LATCH_ADMIN_ADDR, the name deployments use.
+	AdminAddr string `koanf:"admin_addr" env:"LATCH_ADMIN_ADDR"`
+	// ShutdownTimeout bounds how long a stopping server waits for requests
+	// in flight before it closes their connections.
+	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
 }
 
 // DatabaseConfig selects the store and tunes its connection pool.
@@ -204,7 +212,8 @@ type LoginConfig struct {
 
 // APIConfig configures the administrative API.
 type APIConfig struct {
-	// Key is the bearer key for the admin API; empty disables the API.
+	// Key is an admin API key accepted in X-API-Key. Empty adds none; a
+	// first start with no key at all generates one and prints it once.
 	Key string `koanf:"key" secret:"true"`
 }
 
@@ -291,6 +300,7 @@ func defaults() *Config {
 			WriteTimeout:      30 * time.Second,
 			IdleTimeout:       120 * time.Second,
 			MaxBodyBytes:      defaultMaxBody,
+			ShutdownTimeout:   15 * time.Second,
 		},
 		Database: DatabaseConfig{DSN: defaultDSN, ClientCacheTTL: 2 * time.Second},
 		Pprof:    PprofConfig{Addr: "127.0.0.1:6060"},

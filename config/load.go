@@ -114,6 +114,9 @@ func Load(opts LoadOptions) (*Config, error) {
 				envScopes = val
 				return "", nil
 			}
+			if isOrchestratorVar(name) {
+				return "", nil
+			}
 			l, ok := leafByEnv[name]
 			if !ok {
 				msg := "unknown environment variable " + name
@@ -249,10 +252,9 @@ func walkLeaves(t reflect.Type, prefix string, index []int) {
 		case f.Type.Kind() == reflect.Slice:
 			// Scopes: merged specially and set through LATCH_SCOPES.
 		default:
-			env := envPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
-			if e := f.Tag.Get("env"); e != "" {
-				// A name SPEC §1 fixes that does not follow the pattern.
-				env = e
+			env := f.Tag.Get("env") // a name deployments already use
+			if env == "" {
+				env = envPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 			}
 			leaves = append(leaves, leaf{
 				key:    key,

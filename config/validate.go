@@ -76,6 +76,7 @@ func (c *Config) validate(ps *problems) {
 	validateIssuer(ps, c.Issuer, c.Issuer == defaultIssuer(c.HTTP.Addr))
 	c.validateDatabase(ps)
 	c.validatePprof(ps)
+	c.validateListeners(ps)
 
 	if c.MasterKey != "" {
 		if _, err := DecodeMasterKey(c.MasterKey); err != nil {
@@ -319,15 +320,22 @@ func validateApprovalURL(ps *problems, raw string) {
 }
 
 func validateAddr(ps *problems, addr string) {
-	const key = "http.addr"
+	validateHostPort(ps, "http.addr", addr, "127.0.0.1:8080")
+}
+
+// validateHostPort reports whether addr is host:port, adding a problem for
+// key when it is not.
+func validateHostPort(ps *problems, key, addr, example string) bool {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		ps.add(key, "%q is not host:port (for example 127.0.0.1:8080)", addr)
-		return
+		ps.add(key, "%q is not host:port (for example %s)", addr, example)
+		return false
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		ps.add(key, "%q has invalid port %q", addr, port)
+		return false
 	}
+	return true
 }
 
 func oneOf(ps *problems, key, val string, allowed ...string) {

@@ -71,6 +71,10 @@ type Options struct {
 	IdleTimeout       time.Duration
 	// Limits are the per-address request rates (SPEC §7).
 	Limits Limits
+	// SeparateAdmin serves /metrics and /api from AdminHandler only, for a
+	// second listener the public network cannot reach; Handler then
+	// answers 404 for them.
+	SeparateAdmin bool
 }
 
 // Deps are the server's collaborators, built by main.
@@ -110,6 +114,7 @@ type Server struct {
 	replay  *keys.Sealer
 	secure  bool
 	echo    *echo.Echo
+	admin   *echo.Echo // the same router as echo unless SeparateAdmin
 	metrics *httpMetrics
 	limits  *limiters
 	audit   *audit.Recorder
@@ -131,22 +136,25 @@ func New(opt Options, d Deps) *Server {
 	if d.Metrics == nil {
 		d.Metrics = prometheus.NewRegistry()
 	}
-	e := echo.New()
 	s := &Server{
 		opt: opt, store: d.Store, oauth: d.OAuth, keys: d.Keys, hasher: d.Hasher, scopes: d.Scopes,
 		appr: d.Approval, log: d.Logger, now: d.Now, audit: d.Audit, dpop: d.DPoP, replay: d.RefreshReplay,
-		secure:  strings.HasPrefix(opt.Issuer, "https://"),
-		metrics: newHTTPMetrics(d.Metrics, e),
+		secure: strings.HasPrefix(opt.Issuer, "https://"),
 	}
+	s.metrics = newHTTPMetrics(d.Metrics, func() []*echo.Echo {
+		if s.admin == s.echo {
+			return []*echo.Echo{s.echo}
+		}
+		return []*echo.Echo{s.echo, s.admin}
+	})
 	s.limits = newLimiters(opt.Limits, d.Failures, d.Now, d.Metrics)
-	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = s.handleError
-	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}))
-	e.Use(s.metrics.middleware)
-	e.Use(s.accessLog)
-	e.Use(s.limitBody)
-	e.Use(securityHeaders)
-	e.Use(auditContext)
+	e := s.newRouter()
+	admin := e
+	if opt.SeparateAdmin {
+		// Separate routers, not a path filter in front of one: a route
+		// that is not registered cannot be reached by any path spelling.
+		admin = s.newRouter()
+	}
 
 	e.GET("/.well-known/openid-configuration", s.discovery, publicCORS)
 	e.GET("/.well-known/oauth-authorization-server", s.discovery, publicCORS)
@@ -170,10 +178,10 @@ func New(opt Options, d Deps) *Server {
 	e.OPTIONS("/userinfo", s.preflight("GET, POST"))
 	e.GET("/health/alive", s.alive)
 	e.GET("/health/ready", s.ready)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Metrics, promhttp.HandlerOpts{})))
-	e.GET("/api/scopes", s.listScopes)
+	admin.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Metrics, promhttp.HandlerOpts{})))
+	admin.GET("/api/scopes", s.listScopes)
 
-	s.API = e.Group("/api", noStore, s.requireAPIKey)
+	s.API = admin.Group("/api", noStore, s.requireAPIKey)
 	s.appr.Register(s.API)
 	switch {
 	case opt.ApprovalURL != "":
@@ -185,8 +193,37 @@ func New(opt Options, d Deps) *Server {
 		// public issuer (SPEC §1).
 		s.log.Error("no approval_url and the issuer is not a loopback address: the development consent page is not served; set LATCH_APPROVAL_URL", "issuer", opt.Issuer)
 	}
-	s.echo = e
+	s.echo, s.admin = e, admin
 	return s
+}
+
+// newRouter is an echo router with the middleware every listener shares.
+func (s *Server) newRouter() *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}))
+	e.Use(s.metrics.middleware)
+	e.Use(s.accessLog)
+	e.Use(s.limitBody)
+	e.Use(securityHeaders)
+	e.Use(auditContext)
+	return e
+}
+
+// AdminEcho is the router serving /metrics and /api: the public one unless
+// SeparateAdmin is set.
+func (s *Server) AdminEcho() *echo.Echo { return s.admin }
+
+// AdminHTTPServer is HTTPServer for the admin listener; nil unless
+// SeparateAdmin is set (the public server serves everything then).
+func (s *Server) AdminHTTPServer(addr string) *http.Server {
+	if !s.opt.SeparateAdmin {
+		return nil
+	}
+	hs := s.HTTPServer(addr)
+	hs.Handler = s.admin
+	return hs
 }
 
 // Handler is the server's http.Handler (for tests and embedding).
@@ -341,7 +378,8 @@ type httpMetrics struct {
 // unmatchedRoute labels every request that matched no route.
 const unmatchedRoute = "unmatched"
 
-func newHTTPMetrics(reg prometheus.Registerer, e *echo.Echo) *httpMetrics {
+// routers are read once, at the first request, once every route is mounted.
+func newHTTPMetrics(reg prometheus.Registerer, routers func() []*echo.Echo) *httpMetrics {
 	m := &httpMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latch_http_requests_total", Help: "HTTP requests by route template, method (standard ones, else other) and status class.",
@@ -352,10 +390,12 @@ func newHTTPMetrics(reg prometheus.Registerer, e *echo.Echo) *httpMetrics {
 		}, []string{"route"}),
 		routes: sync.OnceValue(func() map[string]bool {
 			known := map[string]bool{}
-			for _, r := range e.Routes() {
-				// Group catch-alls (echo's 404 routes) are not routes.
-				if r.Method != echo.RouteNotFound {
-					known[r.Path] = true
+			for _, e := range routers() {
+				for _, r := range e.Routes() {
+					// Group catch-alls (echo's 404 routes) are not routes.
+					if r.Method != echo.RouteNotFound {
+						known[r.Path] = true
+					}
 				}
 			}
 			return known

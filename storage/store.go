@@ -62,6 +62,9 @@ func Open(dsn string, opts Options) (*Store, error) {
 		if path == "" {
 			return nil, errors.New("storage: sqlite DSN has no path")
 		}
+		if err := checkSQLitePath(path); err != nil {
+			return nil, err
+		}
 		if err := createPrivate(path); err != nil {
 			return nil, err
 		}
@@ -85,6 +88,9 @@ func Open(dsn string, opts Options) (*Store, error) {
 		NowFunc:     func() time.Time { return time.Now().UTC() },
 	})
 	if err != nil {
+		if dialect == migrations.SQLite {
+			return nil, cantOpen(strings.TrimPrefix(dsn, "sqlite://"), err)
+		}
 		return nil, fmt.Errorf("storage: open %s: %w", dialect, err)
 	}
 	sqlDB, err := db.DB()
