@@ -185,7 +185,7 @@ type ApproveRequest struct {
 }
 
 // ReservedClaims are the names Latch sets itself (SPEC §3.3); the host app
-// may not supply them in access_token_claims or id_token_claims.
+// may not supply them in claims, access_token_claims or id_token_claims.
 var ReservedClaims = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "cnf",
 	"auth_time", "acr", "amr", "azp", "nonce", "at_hash", "c_hash", "sid", "typ"}
 
@@ -251,7 +251,7 @@ func (s *Service) Approve(ctx context.Context, id string, req ApproveRequest) (s
 		field    string
 		m        map[string]any
 		reserved bool
-	}{{"claims", req.Claims, false}, {"access_token_claims", req.AccessTokenClaims, true}, {"id_token_claims", req.IDTokenClaims, true}} {
+	}{{"claims", req.Claims, true}, {"access_token_claims", req.AccessTokenClaims, true}, {"id_token_claims", req.IDTokenClaims, true}} {
 		if err := checkClaims(c.field, c.m, c.reserved); err != nil {
 			return "", err
 		}

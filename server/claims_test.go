@@ -69,7 +69,7 @@ func TestApprovalClaimsRefused(t *testing.T) {
 	b := latchtest.NewBrowser(t)
 	id := env.StartAuthorize(b, u)
 	approve := "/api/auth_session/" + id + "/approve"
-	for _, field := range []string{"access_token_claims", "id_token_claims"} {
+	for _, field := range []string{"claims", "access_token_claims", "id_token_claims"} {
 		for _, name := range approval.ReservedClaims {
 			status, out := env.API("POST", approve, map[string]any{"user": "u1", field: map[string]any{"ok": 1, name: "x"}})
 			if desc, _ := out["error_description"].(string); status != http.StatusBadRequest || !strings.Contains(desc, field) || !strings.Contains(desc, `"`+name+`"`) {
