@@ -74,6 +74,7 @@ func MetadataOf(c *storage.Client) Metadata {
 		TOSURI: c.TOSURI, Contacts: c.Contacts, Owner: c.Owner, Audience: c.Audience,
 		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg, TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg,
 		DPoPBoundAccessTokens: c.DPoPBoundAccessTokens, RequirePushedAuthRequests: c.RequirePushedAuthRequests,
+		AllowedCORSOrigins: c.AllowedCORSOrigins, ApplicationType: c.ApplicationType, RefreshReuseInterval: c.RefreshReuseInterval,
 	}
 }
 
