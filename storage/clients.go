@@ -265,6 +265,13 @@ func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	return s.InTx(ctx, func(ctx context.Context) error {
 		db := s.conn(ctx)
+		// The client's grant rows go first: deleting them waits for any
+		// issuing transaction holding one (the grant lock), so the token
+		// deletes below, later statements, see what it committed; one
+		// starting after this commits finds no token or code to use.
+		if err := db.Exec("DELETE FROM grants WHERE client_id = ?", id).Error; err != nil {
+			return translate(err)
+		}
 		res := db.Where("id = ?", id).Delete(&Client{})
 		if res.Error != nil {
 			return translate(res.Error)

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/ory/fosite"
 )
 
 // Refresh reuse interval (SPEC §2). Rotation normally makes a spent refresh
@@ -83,7 +81,7 @@ func (s *Store) SealRefreshResponse(ctx context.Context, spent, sealed string) e
 
 // RefreshReplay returns the recorded rotation of the spent refresh token
 // signature while it may be retried: unexpired, and its successor still
-// unused (active). fosite.ErrNotFound otherwise.
+// unused (active). ErrNotFound otherwise.
 func (s *Store) RefreshReplay(ctx context.Context, signature string) (*RefreshReplay, error) {
 	var rows []RefreshReplay
 	err := s.conn(ctx).Table("refresh_replays AS r").Select("r.*").
@@ -93,7 +91,7 @@ func (s *Store) RefreshReplay(ctx context.Context, signature string) (*RefreshRe
 		return nil, translate(err)
 	}
 	if len(rows) == 0 {
-		return nil, fmt.Errorf("refresh replay: %w", fosite.ErrNotFound)
+		return nil, fmt.Errorf("refresh replay: %w", ErrNotFound)
 	}
 	return &rows[0], nil
 }
