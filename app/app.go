@@ -57,6 +57,9 @@ type App struct {
 	Documents *cimd.Resolver
 
 	hmacKey []byte
+	// replaySealer seals the token responses kept for the refresh reuse
+	// interval, under a key derived from the data key.
+	replaySealer *keys.Sealer
 	// audit is the one recorder, so every writer shares its group commit.
 	audit     *audit.Recorder
 	auditOnce sync.Once
@@ -129,6 +132,9 @@ func (a *App) prepare(ctx context.Context, opt Options) error {
 		return err
 	}
 	a.hmacKey = data.Derive("token-hmac")
+	var replayKey keys.MasterKey
+	copy(replayKey[:], data.Derive("refresh-replay"))
+	a.replaySealer = keys.NewSealer(replayKey)
 	a.DPoP, err = dpop.New(dpop.Options{
 		IATWindow: cfg.DPoP.IATWindow, NonceRequired: cfg.DPoP.NonceRequired,
 		NonceSecret: data.Derive("dpop-nonce"), NonceWindow: cfg.DPoP.NonceLifetime,
@@ -194,6 +200,8 @@ func (a *App) Server() *server.Server {
 		LoginSessionLifetime: cfg.Login.SessionLifetime,
 		MaxBodyBytes:         cfg.HTTP.MaxBodyBytes,
 		IDTokenSigningAlgs:   []string{keys.ES256, keys.RS256},
+		IDTokenSigningAlg:    cfg.Tokens.IDTokenSigningAlg,
+		RefreshReuseInterval: cfg.Tokens.RefreshReuseInterval,
 		PARRequired:          cfg.PAR.Required,
 		ReadTimeout:          cfg.HTTP.ReadTimeout,
 		ReadHeaderTimeout:    cfg.HTTP.ReadHeaderTimeout,
@@ -210,7 +218,8 @@ func (a *App) Server() *server.Server {
 		Store: a.Store, OAuth: a.Provider(), Keys: a.Keys, Hasher: a.Hasher, Scopes: a.Scopes,
 		Approval: appr, Logger: a.Log, Metrics: reg, Now: a.Now, Audit: rec, DPoP: a.DPoP, Resources: res,
 		Sessions: sessions,
-		APIKeys:  a.APIKeys(),
+		APIKeys:       a.APIKeys(),
+		RefreshReplay: a.replaySealer,
 		Failures: ratelimit.NewFailures(a.Store, ratelimit.FailureOptions{
 			PerIP: cfg.Limits.FailedCredentialsPerIP, PerClient: cfg.Limits.FailedCredentialsPerClient,
 			Window: cfg.Limits.FailureWindow, Sync: cfg.Limits.FailureSync, Now: a.Now, Log: a.Log,

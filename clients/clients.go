@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/url"
 	"regexp"
 	"slices"
@@ -101,6 +100,15 @@ type Metadata struct {
 	// 1.0); BackchannelLogoutSessionRequired asks for sid in them.
 	BackchannelLogoutURI             string `json:"backchannel_logout_uri"`
 	BackchannelLogoutSessionRequired bool   `json:"backchannel_logout_session_required"`
+	// AllowedCORSOrigins are the exact browser origins that may call the
+	// token, revocation and userinfo endpoints as this client.
+	AllowedCORSOrigins []string `json:"allowed_cors_origins"`
+	// ApplicationType is "web" or "native" (OpenID Connect Registration
+	// §2); empty infers it from the redirect URIs.
+	ApplicationType string `json:"application_type"`
+	// RefreshReuseInterval (seconds) overrides the server's refresh reuse
+	// interval for this client; 0 keeps the server's.
+	RefreshReuseInterval int `json:"refresh_reuse_interval"`
 }
 
 // InvalidError names the metadata field at fault (RFC 7591 §3.2.2 codes).
@@ -238,6 +246,16 @@ func (s *Service) Build(m Metadata) (*storage.Client, error) {
 	if err := s.checkBackchannelURI(m.BackchannelLogoutURI); err != nil {
 		return nil, err
 	}
+	appType, err := applicationType(m.ApplicationType, m.RedirectURIs)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkCORSOrigins(m.AllowedCORSOrigins); err != nil {
+		return nil, err
+	}
+	if m.RefreshReuseInterval < 0 || m.RefreshReuseInterval > MaxRefreshReuseInterval {
+		return nil, invalid("refresh_reuse_interval", "must be between 0 and %d seconds", MaxRefreshReuseInterval)
+	}
 	scopeList := strings.Fields(m.Scope)
 	if m.Scope == "" {
 		scopeList = s.scopes.Names()
@@ -281,13 +299,14 @@ func (s *Service) Build(m Metadata) (*storage.Client, error) {
 		TokenEndpointAuthSigningAlg: m.TokenEndpointAuthSigningAlg, DPoPBoundAccessTokens: m.DPoPBoundAccessTokens,
 		RequirePushedAuthRequests: m.RequirePushedAuthRequests, PostLogoutRedirectURIs: m.PostLogoutRedirectURIs,
 		BackchannelLogoutURI: m.BackchannelLogoutURI, BackchannelLogoutSessionRequired: m.BackchannelLogoutSessionRequired,
+		AllowedCORSOrigins: m.AllowedCORSOrigins, ApplicationType: appType, RefreshReuseInterval: m.RefreshReuseInterval,
 	}, nil
 }
 
 // checkRedirectURI allows https, loopback http for native apps (RFC 8252
-// §7.3; any port at use time), and private-use schemes (§7.1). No fragments,
-// no wildcards, and no "localhost" (OAuth 2.1 calls it NOT RECOMMENDED and
-// fosite's port rule only covers IP literals).
+// §7.3; any port at use time; `localhost` too, which MCP and CLI clients
+// use, although RFC 8252 §8.3 prefers IP literals), and private-use
+// schemes (§7.1). No fragments, no wildcards.
 // The same rules hold for post_logout_redirect_uris (field names which).
 func checkRedirectURI(field, raw string) error {
 	u, err := url.Parse(raw)
@@ -306,12 +325,7 @@ func checkRedirectURI(field, raw string) error {
 			return invalid(field, "%q has no host", raw)
 		}
 	case "http":
-		host := u.Hostname()
-		if host == "localhost" {
-			return invalid(field, "%q: use 127.0.0.1 or [::1] instead of localhost (RFC 8252 §8.3)", raw)
-		}
-		ip := net.ParseIP(host)
-		if ip == nil || !ip.IsLoopback() {
+		if !storage.IsLoopbackHost(u.Hostname()) {
 			return invalid(field, "%q: http is only allowed for loopback addresses", raw)
 		}
 	default:
@@ -343,11 +357,90 @@ func (s *Service) checkBackchannelURI(raw string) error {
 	case "https":
 		return nil
 	case "http":
-		if ip := net.ParseIP(u.Hostname()); s.allowLoopback && ip != nil && ip.IsLoopback() {
+		if s.allowLoopback && storage.IsLoopbackHost(u.Hostname()) {
 			return nil
 		}
 	}
 	return invalid(field, "must be an https URL")
+}
+
+// MaxRefreshReuseInterval bounds a client's refresh_reuse_interval: the
+// interval is for a retry or two racing tabs, not a second credential.
+const MaxRefreshReuseInterval = 300
+
+// Application types (OpenID Connect Registration §2).
+const (
+	AppWeb    = "web"
+	AppNative = "native"
+)
+
+// applicationType validates the registered application_type against the
+// redirect URIs as OpenID Connect Registration §2 says: a native client
+// redirects to loopback http or a private-use scheme, a web client to
+// https. Without one, the redirect URIs decide (all https: web; all
+// loopback or private-use: native); a client that mixes both kinds keeps
+// an empty type and the rules it was registered under before the field
+// existed, so no existing registration stops validating.
+func applicationType(t string, redirects []string) (string, error) {
+	web, native := 0, 0
+	for _, r := range redirects {
+		if strings.HasPrefix(r, "https://") {
+			web++
+		} else {
+			native++
+		}
+	}
+	switch t {
+	case AppWeb:
+		if native > 0 {
+			return "", invalid("redirect_uris", "a web application redirects to https URLs only; register application_type native for loopback or private-use scheme redirects")
+		}
+	case AppNative:
+		if web > 0 {
+			return "", invalid("redirect_uris", "a native application redirects to loopback http or private-use scheme URIs only (OpenID Connect Registration §2)")
+		}
+	case "":
+		switch {
+		case native == 0:
+			return AppWeb, nil
+		case web == 0:
+			return AppNative, nil
+		}
+	default:
+		return "", invalid("application_type", "must be web or native")
+	}
+	return t, nil
+}
+
+// maxCORSOrigins bounds allowed_cors_origins.
+const maxCORSOrigins = 20
+
+// checkCORSOrigins accepts exact origins as browsers send them: https (or
+// http on a loopback host), a lowercase host, a port only when it is not
+// the default, and nothing else. Anything else could never match an
+// Origin header, so it is refused rather than silently useless.
+func checkCORSOrigins(origins []string) error {
+	if len(origins) > maxCORSOrigins {
+		return invalid("allowed_cors_origins", "at most %d origins", maxCORSOrigins)
+	}
+	for _, o := range origins {
+		u, err := url.Parse(o)
+		bad := err != nil || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil ||
+			strings.HasSuffix(o, "/") || strings.Contains(o, "?") || strings.Contains(o, "#") || u.Scheme+"://"+u.Host != o
+		if bad {
+			return invalid("allowed_cors_origins", "%q is not an origin (scheme://host[:port], no path)", o)
+		}
+		if u.Host != strings.ToLower(u.Host) || strings.Contains(o, "*") {
+			return invalid("allowed_cors_origins", "%q: the host must be lowercase and exact (no wildcards)", o)
+		}
+		switch {
+		case u.Scheme == "https" && u.Port() != "443":
+		case u.Scheme == "http" && storage.IsLoopbackHost(u.Hostname()) && u.Port() != "80":
+		default:
+			return invalid("allowed_cors_origins", "%q: must be https (http only on loopback), without its default port", o)
+		}
+	}
+	return nil
 }
 
 // clientIDPattern keeps chosen ids URL- and header-safe (they travel in

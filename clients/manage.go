@@ -77,6 +77,7 @@ func MetadataOf(c *storage.Client) Metadata {
 		DPoPBoundAccessTokens: c.DPoPBoundAccessTokens, RequirePushedAuthRequests: c.RequirePushedAuthRequests,
 		PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, BackchannelLogoutURI: c.BackchannelLogoutURI,
 		BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
+		AllowedCORSOrigins:               c.AllowedCORSOrigins, ApplicationType: c.ApplicationType, RefreshReuseInterval: c.RefreshReuseInterval,
 	}
 }
 

@@ -270,6 +270,15 @@ type TokensConfig struct {
 	// AccessTokenFormat is "jwt" (self-contained, verifiable offline) or
 	// "opaque" (revocable immediately, needs introspection).
 	AccessTokenFormat string `koanf:"access_token_format"`
+	// IDTokenSigningAlg signs ID tokens for clients that register no
+	// id_token_signed_response_alg: RS256, OpenID Connect Registration's
+	// default, or ES256. Access tokens stay ES256.
+	IDTokenSigningAlg string `koanf:"id_token_signing_alg" env:"LATCH_ID_TOKEN_SIGNING_ALG"`
+	// RefreshReuseInterval is how long after a rotation the spent refresh
+	// token may be presented again, by the same client while its successor
+	// is unused, for the same token response (a retry after a lost
+	// response, or two tabs racing). 0 revokes on any reuse.
+	RefreshReuseInterval time.Duration `koanf:"refresh_reuse_interval" env:"LATCH_REFRESH_REUSE_INTERVAL"`
 }
 
 // LogConfig configures the process logger.
@@ -298,6 +307,7 @@ const (
 	MaxDPoPIATWindow           = 10 * time.Minute
 	MaxPARLifetime             = 10 * time.Minute
 	MaxClientCacheTTL          = time.Minute
+	MaxRefreshReuseInterval    = 5 * time.Minute
 )
 
 const (
@@ -347,6 +357,7 @@ func defaults() *Config {
 			IDTokenLifetime:      time.Hour,
 			CodeLifetime:         60 * time.Second,
 			AccessTokenFormat:    AccessTokenJWT,
+			IDTokenSigningAlg:    "RS256",
 		},
 		Log:     LogConfig{Level: "info", Format: "text"},
 		Audit:   AuditConfig{Retention: 90 * 24 * time.Hour, ExportSettle: 30 * time.Second},

@@ -98,7 +98,11 @@ func New(o Options, store Storage, signer jwt.Signer) *fosite.Fosite {
 		AudienceMatchingStrategy:       fosite.DefaultAudienceMatchingStrategy,
 		JWTScopeClaimKey:               jwt.JWTScopeFieldString,
 		SendDebugMessagesToClients:     false,
-		MinParameterEntropy:            fosite.MinParameterEntropy,
+		// state and nonce belong to the client; Latch echoes them whatever
+		// their length (SPEC §2). fosite treats 0 as "its default of 8", so
+		// 1 is the smallest setting: any non-empty nonce passes, and an
+		// absent state (optional under PKCE) is let through by the server.
+		MinParameterEntropy:            1,
 		PushedAuthorizeContextLifespan: o.PARLifetime,
 		// fosite's own fetcher follows redirects, retries without a
 		// deadline and reads unbounded bodies; ours keeps SPEC §7.
@@ -158,6 +162,13 @@ const assertionClockSkew = time.Minute
 // the client to the jti replay cache, which keeps jtis per client.
 func assertionFailuresAreInvalidClient(f *fosite.Fosite, now func() time.Time) fosite.ClientAuthenticationStrategy {
 	return func(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
+		// A client registered with either secret method may use the other
+		// (SPEC §2): libraries differ in their defaults.
+		if _, sec, ok := r.BasicAuth(); ok && sec != "" {
+			ctx = storage.WithSecretMethod(ctx, "client_secret_basic")
+		} else if form.Get("client_secret") != "" {
+			ctx = storage.WithSecretMethod(ctx, "client_secret_post")
+		}
 		raw := form.Get("client_assertion")
 		if raw != "" {
 			// The claims are read before the signature is checked, which

@@ -71,7 +71,7 @@ func (s *Server) Metadata() Metadata {
 		IntrospectionEndpoint:                      iss + "/oauth2/introspect",
 		ScopesSupported:                            s.scopes.Names(),
 		ResponseTypesSupported:                     []string{"code"},
-		ResponseModesSupported:                     []string{"query"},
+		ResponseModesSupported:                     []string{"query", "form_post"},
 		GrantTypesSupported:                        grantTypes,
 		SubjectTypesSupported:                      []string{"public"},
 		IDTokenSigningAlgValuesSupported:           algs,

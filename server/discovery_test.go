@@ -26,7 +26,7 @@ func TestDiscoveryDocumentExactly(t *testing.T) {
 		"introspection_endpoint":                           iss + "/oauth2/introspect",
 		"scopes_supported":                                 []any{"openid", "profile", "email", "offline_access", "api:read"},
 		"response_types_supported":                         []any{"code"},
-		"response_modes_supported":                         []any{"query"},
+		"response_modes_supported":                         []any{"query", "form_post"},
 		"grant_types_supported":                            []any{"authorization_code", "refresh_token", "client_credentials"},
 		"subject_types_supported":                          []any{"public"},
 		"id_token_signing_alg_values_supported":            []any{"ES256", "RS256"},

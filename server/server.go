@@ -49,6 +49,9 @@ type Store interface {
 	APIKeyByHash(ctx context.Context, hash string) (*storage.APIKey, error)
 	RevokeGrant(ctx context.Context, requestID string) error
 	MarkClientObtainedToken(ctx context.Context, id string) error
+	CORSOriginRegistered(ctx context.Context, origin string) (bool, error)
+	RefreshReplay(ctx context.Context, signature string) (*storage.RefreshReplay, error)
+	SealRefreshResponse(ctx context.Context, spent, sealed string) error
 }
 
 // Options are the HTTP-level settings.
@@ -59,6 +62,11 @@ type Options struct {
 	LoginSessionLifetime time.Duration
 	MaxBodyBytes         int64
 	IDTokenSigningAlgs   []string
+	// IDTokenSigningAlg signs ID tokens for clients that register none.
+	IDTokenSigningAlg string
+	// RefreshReuseInterval is the server's refresh reuse interval (a
+	// client's refresh_reuse_interval overrides it).
+	RefreshReuseInterval time.Duration
 	// PARRequired refuses authorization requests not pushed first.
 	PARRequired       bool
 	ReadTimeout       time.Duration
@@ -96,6 +104,9 @@ type Deps struct {
 	DPoP *dpop.Verifier
 	// Sessions ends login sessions at /oauth2/logout.
 	Sessions Sessions
+	// RefreshReplay seals token responses kept for the refresh reuse
+	// interval; nil turns the interval off.
+	RefreshReplay *keys.Sealer
 	// Failures limits failed credentials across instances; nil turns the
 	// limits off.
 	Failures *ratelimit.Failures
@@ -115,6 +126,7 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	dpop    *dpop.Verifier
+	replay  *keys.Sealer
 	secure  bool
 	echo    *echo.Echo
 	admin   *echo.Echo // the same router as echo unless SeparateAdmin
@@ -146,7 +158,7 @@ func New(opt Options, d Deps) *Server {
 	}
 	s := &Server{
 		opt: opt, store: d.Store, oauth: d.OAuth, keys: d.Keys, hasher: d.Hasher, scopes: d.Scopes,
-		appr: d.Approval, log: d.Logger, now: d.Now, audit: d.Audit, dpop: d.DPoP, resources: d.Resources, sessions: d.Sessions,
+		appr: d.Approval, log: d.Logger, now: d.Now, audit: d.Audit, dpop: d.DPoP, resources: d.Resources, replay: d.RefreshReplay, sessions: d.Sessions,
 		secure:  strings.HasPrefix(opt.Issuer, "https://"),
 		apiKeys: d.APIKeys,
 	}
@@ -165,9 +177,9 @@ func New(opt Options, d Deps) *Server {
 		admin = s.newRouter()
 	}
 
-	e.GET("/.well-known/openid-configuration", s.discovery)
-	e.GET("/.well-known/oauth-authorization-server", s.discovery)
-	e.GET("/.well-known/jwks.json", s.jwks)
+	e.GET("/.well-known/openid-configuration", s.discovery, publicCORS)
+	e.GET("/.well-known/oauth-authorization-server", s.discovery, publicCORS)
+	e.GET("/.well-known/jwks.json", s.jwks, publicCORS)
 	// Anonymous requests that store something are limited per address;
 	// client-authenticated ones are refused while the sender or the client
 	// is locked out by failed credentials (SPEC §7).
@@ -176,13 +188,17 @@ func New(opt Options, d Deps) *Server {
 	e.POST("/oauth2/authorize", s.authorize, authorizeLimit)
 	e.GET(approval.ResumePath, s.resume)
 	e.POST(parPath, s.par, s.perIP(s.limits.par, limitPAR), s.credentialGate)
-	e.POST("/oauth2/token", s.token, s.credentialGate)
-	e.POST("/oauth2/revoke", s.revoke, s.credentialGate)
+	// CORS outermost, so a page can read even a 429 (cors.go).
+	e.POST("/oauth2/token", s.token, s.clientCORS, s.credentialGate)
+	e.OPTIONS("/oauth2/token", s.preflight(http.MethodPost))
+	e.POST("/oauth2/revoke", s.revoke, s.clientCORS, s.credentialGate)
+	e.OPTIONS("/oauth2/revoke", s.preflight(http.MethodPost))
 	e.POST("/oauth2/introspect", s.introspect, s.credentialGate)
 	e.GET("/userinfo", s.userinfo)
 	e.POST("/userinfo", s.userinfo)
 	e.GET(logoutPath, s.logout)
 	e.POST(logoutPath, s.logout)
+	e.OPTIONS("/userinfo", s.preflight("GET, POST"))
 	e.GET("/health/alive", s.alive)
 	e.GET("/health/ready", s.ready)
 	admin.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Metrics, promhttp.HandlerOpts{})))

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -29,9 +30,25 @@ func (s *Server) token(c echo.Context) error {
 	if err != nil {
 		return s.tokenError(c, nil, dpopOAuthError(err))
 	}
+	var reuse *storage.RefreshReuse
+	if c.Request().PostFormValue("grant_type") == "refresh_token" {
+		if d := s.reuseInterval(c); d > 0 {
+			reuse = &storage.RefreshReuse{Interval: d}
+			ctx = storage.WithRefreshReuse(ctx, reuse)
+		}
+	}
 	sess := provider.NewSession()
 	ar, err := s.oauth.NewAccessRequest(ctx, c.Request(), sess)
 	if err != nil {
+		if reuse != nil && errors.Is(err, storage.ErrRefreshRetry) {
+			// A spent token within its reuse interval: the same answer
+			// again, or, for anyone else, a reuse.
+			if s.replayRefresh(c, ar, proof) {
+				s.auditToken(ctx, c.Request(), ar, nil)
+				return nil
+			}
+			err = s.unservableRetry(ctx, ar)
+		}
 		s.auditToken(ctx, c.Request(), ar, err)
 		return s.tokenError(c, ar, err)
 	}
@@ -51,8 +68,15 @@ func (s *Server) token(c echo.Context) error {
 	if err := bindToken(ar, proof); err != nil {
 		return s.tokenError(c, ar, err)
 	}
-	resp, err := s.oauth.NewAccessResponse(withIDTokenAlg(ctx, ar.GetClient()), ar)
+	if reuse != nil {
+		reuse.ClientID, reuse.JKT = ar.GetClient().GetID(), boundJKT(ar)
+	}
+	resp, err := s.oauth.NewAccessResponse(s.withIDTokenAlg(ctx, ar.GetClient()), ar)
 	if err != nil {
+		if reuse != nil && lostRotation(err) && s.replayRefresh(c, ar, proof) {
+			// Two presentations raced: the loser gets the winner's answer.
+			return nil
+		}
 		err = s.raceLost(ctx, ar, err)
 		s.auditToken(ctx, c.Request(), ar, err)
 		return s.tokenError(c, ar, err)
@@ -68,6 +92,9 @@ func (s *Server) token(c echo.Context) error {
 	if proof != nil {
 		resp.SetTokenType("DPoP")
 		s.setNonce(c)
+	}
+	if reuse != nil && reuse.Successor != "" {
+		s.sealRefresh(ctx, reuse, resp)
 	}
 	s.oauth.WriteAccessResponse(ctx, c.Response(), ar, resp)
 	return nil
@@ -287,7 +314,10 @@ func (s *Server) introspect(c echo.Context) error {
 	if !isAPIKey && ar.GetClient().GetID() != callerID && !slices.Contains(provider.TokenAudience(ar.GetGrantedAudience(), sess.TokenResources, nil), callerID) {
 		return c.JSON(http.StatusOK, map[string]any{"active": false})
 	}
-	out := map[string]any{
+	out := make(map[string]any, len(sess.ExtraATClaims)+10)
+	// The host app's access-token claims, under every name Latch sets.
+	maps.Copy(out, sess.ExtraATClaims)
+	maps.Copy(out, map[string]any{
 		"active":     true,
 		"client_id":  ar.GetClient().GetID(),
 		"scope":      strings.Join(ar.GetGrantedScopes(), " "),
@@ -295,7 +325,7 @@ func (s *Server) introspect(c echo.Context) error {
 		"iss":        s.opt.Issuer,
 		"iat":        ar.GetRequestedAt().Unix(),
 		"token_type": "Bearer",
-	}
+	})
 	if use == fosite.RefreshToken {
 		out["token_use"] = "refresh_token"
 		delete(out, "token_type")
@@ -330,15 +360,29 @@ func (s *Server) introspectError(c echo.Context, err error) error {
 // as a Bearer token or, when DPoP-bound, with the DPoP scheme and a proof.
 func (s *Server) userinfo(c echo.Context) error {
 	c.Response().Header().Set("Cache-Control", "no-store")
+	origin := c.Request().Header.Get("Origin")
+	if origin != "" {
+		// Until the token names its client, a registered origin may read
+		// the answer (a 401 tells a page to refresh); see cors.go.
+		c.Response().Header().Add("Vary", "Origin")
+		if s.originRegistered(c, origin) {
+			allowOrigin(c, origin)
+		}
+	}
 	ar, sess, ok := s.resourceAuth(c, "/userinfo")
 	if !ok {
 		return nil
+	}
+	if origin != "" && !s.clientAllows(c, ar.GetClient().GetID(), origin) {
+		c.Response().Header().Del("Access-Control-Allow-Origin")
+		c.Response().Header().Del("Access-Control-Expose-Headers")
 	}
 	if !ar.GetGrantedScopes().Has("openid") {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="latch", error="insufficient_scope", scope="openid"`)
 		return c.JSON(http.StatusForbidden, map[string]string{"error": "insufficient_scope", "error_description": "The access token was not granted the openid scope."})
 	}
 	claims := scopes.Claims(ar.GetGrantedScopes(), sess.UserClaims)
+	maps.Copy(claims, sess.ExtraIDClaims)
 	claims["sub"] = sess.GetSubject()
 	return c.JSON(http.StatusOK, claims)
 }

@@ -70,17 +70,27 @@ func (s *Store) lockGrantOfRequest(ctx context.Context, requestID string) error 
 }
 
 // lockGrant locks the grant of (subject, clientID); false when the client
-// does not exist (then nothing can be issued to it either).
+// does not exist (then nothing can be issued to it either). A client
+// identified by a metadata document is never a row, so it is known by the
+// resolver that handles its id.
 func (s *Store) lockGrant(ctx context.Context, subject, clientID string) (bool, error) {
 	now := s.now()
 	text := "?"
 	if s.dialect == migrations.Postgres {
 		text = "CAST(? AS TEXT)"
 	}
+	from, args := " FROM clients WHERE id = ?", []any{subject, now, now, clientID}
+	if s.external != nil && s.external.Handles(clientID) {
+		// WHERE TRUE: SQLite needs a WHERE before ON CONFLICT in an
+		// INSERT ... SELECT to tell the upsert from a join constraint.
+		from, args = " WHERE TRUE", []any{subject, clientID, now, now}
+		text += ", " + text
+	} else {
+		text += ", id"
+	}
 	res := s.conn(ctx).Exec(
-		"INSERT INTO grants (subject, client_id, created_at, updated_at) SELECT "+text+", id, "+s.grantTimes()+
-			" FROM clients WHERE id = ?"+grantUpsert(grantKeep),
-		subject, now, now, clientID)
+		"INSERT INTO grants (subject, client_id, created_at, updated_at) SELECT "+text+", "+s.grantTimes()+
+			from+grantUpsert(grantKeep), args...)
 	if res.Error != nil {
 		return false, translate(res.Error)
 	}

@@ -88,6 +88,7 @@ func (s *Store) Purge(ctx context.Context, o JanitorOptions) (PurgeResult, error
 		{"oauth2_tokens/" + kindCode, "oauth2_tokens", "kind, signature", tokenWhere, graced(kindCode)},
 		{"oauth2_tokens/" + kindRefresh, "oauth2_tokens", "kind, signature", tokenWhere, graced(kindRefresh)},
 		{"par_requests", "par_requests", "request_uri_hash", "expires_at < ?", at},
+		{"refresh_replays", "refresh_replays", "signature", "expires_at < ?", at},
 		// Rate-limit windows that have ended count for nothing any more.
 		{"rate_limits", "rate_limits", "bucket, window_start", "expires_at <= ?", func(now time.Time) []any { return []any{now.Unix()} }},
 		// Grant rows left with neither tokens nor remembered consent (after

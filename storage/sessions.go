@@ -49,6 +49,10 @@ type AuthSession struct {
 	// VerifierHash is the SHA-256 of the one-time verifier the decision
 	// handed out; resume must present the verifier itself.
 	VerifierHash string `gorm:"column:verifier_hash"`
+	// AccessTokenClaims and IDTokenClaims are what the host app added to
+	// the tokens at approval (SPEC §3.3).
+	AccessTokenClaims map[string]any `gorm:"column:access_token_claims;serializer:json"`
+	IDTokenClaims     map[string]any `gorm:"column:id_token_claims;serializer:json"`
 }
 
 func (AuthSession) TableName() string { return "auth_sessions" }
@@ -63,8 +67,10 @@ func (s *Store) CreateAuthSession(ctx context.Context, a *AuthSession) error {
 	if a.GrantedScopes == nil {
 		a.GrantedScopes = []string{}
 	}
-	if a.Claims == nil {
-		a.Claims = map[string]any{}
+	for _, m := range []*map[string]any{&a.Claims, &a.AccessTokenClaims, &a.IDTokenClaims} {
+		if *m == nil {
+			*m = map[string]any{}
+		}
 	}
 	return translate(s.conn(ctx).Create(a).Error)
 }
@@ -117,6 +123,9 @@ type Decision struct {
 	AuthTime         time.Time
 	ACR              string
 	ErrorDescription string
+	// AccessTokenClaims and IDTokenClaims go into the tokens (SPEC §3.3).
+	AccessTokenClaims map[string]any
+	IDTokenClaims     map[string]any
 	// Verifier is the one-time value the resume URL will carry; only its
 	// hash is stored.
 	Verifier string
@@ -149,6 +158,8 @@ func (s *Store) DecideAuthSession(ctx context.Context, id string, d Decision) (*
 		fields["remember"] = d.Remember
 		fields["auth_time"] = d.AuthTime.UTC()
 		fields["acr"] = d.ACR
+		fields["access_token_claims"] = jsonText(orEmpty(d.AccessTokenClaims))
+		fields["id_token_claims"] = jsonText(orEmpty(d.IDTokenClaims))
 	} else {
 		fields["state"] = AuthDenied
 	}
@@ -228,16 +239,24 @@ type LoginSession struct {
 	Claims    map[string]any `gorm:"column:claims;serializer:json"`
 	CreatedAt time.Time      `gorm:"column:created_at"`
 	ExpiresAt time.Time      `gorm:"column:expires_at"`
+	// The approval's token claims, reused by silent (prompt=none) logins.
+	AccessTokenClaims map[string]any `gorm:"column:access_token_claims;serializer:json"`
+	IDTokenClaims     map[string]any `gorm:"column:id_token_claims;serializer:json"`
 }
 
 func (LoginSession) TableName() string { return "login_sessions" }
 
+func orEmpty(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
+	}
+	return m
+}
+
 // CreateLoginSession stores a login session under the hash of its cookie.
 func (s *Store) CreateLoginSession(ctx context.Context, l *LoginSession) error {
 	l.CreatedAt = s.now()
-	if l.Claims == nil {
-		l.Claims = map[string]any{}
-	}
+	l.Claims, l.AccessTokenClaims, l.IDTokenClaims = orEmpty(l.Claims), orEmpty(l.AccessTokenClaims), orEmpty(l.IDTokenClaims)
 	return translate(s.conn(ctx).Create(l).Error)
 }
 

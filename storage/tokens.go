@@ -255,17 +255,33 @@ func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
 // --- refresh tokens ---
 
 func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, accessSignature string, req fosite.Requester) error {
-	return s.createToken(ctx, kindRefresh, signature, accessSignature, req, expiry(req, fosite.RefreshToken))
+	if err := s.createToken(ctx, kindRefresh, signature, accessSignature, req, expiry(req, fosite.RefreshToken)); err != nil {
+		return err
+	}
+	if r := refreshReuseFrom(ctx); r != nil && r.Spent != "" {
+		return s.recordRotation(ctx, r, signature)
+	}
+	return nil
 }
 
 // GetRefreshTokenSession returns the request and ErrInactiveToken for a
-// spent token, so fosite's reuse detection fires.
+// spent token, so fosite's reuse detection fires, or ErrRefreshRetry when
+// the refresh under ctx may retry it (reuse interval).
 func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
 	req, row, err := s.getToken(ctx, kindRefresh, signature, session)
 	if err != nil {
 		return nil, err
 	}
 	if !row.Active {
+		// A spent token still within its reuse interval is a retry, not
+		// a reuse: no revocation (storage/refreshreplay.go).
+		if refreshReuseFrom(ctx) != nil {
+			if _, err := s.RefreshReplay(ctx, signature); err == nil {
+				return req, ErrRefreshRetry
+			} else if !IsNotFound(err) {
+				return nil, err
+			}
+		}
 		return req, fosite.ErrInactiveToken
 	}
 	return req, nil
@@ -295,6 +311,9 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature str
 	}
 	if err := s.spend(ctx, kindRefresh, signature, fosite.ErrInactiveToken); err != nil {
 		return err
+	}
+	if r := refreshReuseFrom(ctx); r != nil {
+		r.Spent, r.RequestID = signature, requestID
 	}
 	db := s.conn(ctx)
 	accessSig := db.Model(&tokenRow{}).Select("access_signature").Where("kind = ? AND signature = ?", kindRefresh, signature)

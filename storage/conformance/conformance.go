@@ -123,6 +123,8 @@ func Run(t *testing.T, open Opener) {
 	t.Run("AuthorizeCodes", func(t *testing.T) { testCodes(t, setup(t, open)) })
 	t.Run("AccessTokens", func(t *testing.T) { testAccess(t, setup(t, open)) })
 	t.Run("RefreshTokens", func(t *testing.T) { testRefresh(t, setup(t, open)) })
+	t.Run("RefreshReplay", func(t *testing.T) { testRefreshReplay(t, setup(t, open)) })
+	t.Run("CORSOrigins", func(t *testing.T) { testCORSOrigins(t, setup(t, open)) })
 	t.Run("RevokeGrantAndUserClient", func(t *testing.T) { testRevokeGrant(t, setup(t, open)) })
 	t.Run("RevokeUnrememberedGrant", func(t *testing.T) { testRevokeUnremembered(t, setup(t, open)) })
 	t.Run("ReplayCacheClockSkew", func(t *testing.T) { testReplaySkew(t, setup(t, open)) })
