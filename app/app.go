@@ -217,7 +217,7 @@ func (a *App) Server() *server.Server {
 	}, server.Deps{
 		Store: a.Store, OAuth: a.Provider(), Keys: a.Keys, Hasher: a.Hasher, Scopes: a.Scopes,
 		Approval: appr, Logger: a.Log, Metrics: reg, Now: a.Now, Audit: rec, DPoP: a.DPoP, Resources: res,
-		Sessions: sessions,
+		Sessions:      sessions,
 		APIKeys:       a.APIKeys(),
 		RefreshReplay: a.replaySealer,
 		Failures: ratelimit.NewFailures(a.Store, ratelimit.FailureOptions{
