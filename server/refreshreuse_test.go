@@ -59,7 +59,7 @@ func TestRefreshReuseInterval(t *testing.T) {
 }
 
 func testRefreshReuse(t *testing.T, dsn string) {
-	clock := conformance.NewClock()
+	clock := conformance.NewClockAt(time.Now())
 	env := latchtest.Start(t, latchtest.Options{DSN: dsn, Now: clock.Now, Configure: func(c *config.Config) {
 		c.Tokens.RefreshReuseInterval = 30 * time.Second
 	}})
