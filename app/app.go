@@ -23,6 +23,7 @@ import (
 	"github.com/latchhq/latch/config"
 	"github.com/latchhq/latch/dpop"
 	"github.com/latchhq/latch/keys"
+	"github.com/latchhq/latch/logout"
 	"github.com/latchhq/latch/migrations"
 	"github.com/latchhq/latch/outbound"
 	"github.com/latchhq/latch/provider"
@@ -62,6 +63,10 @@ type App struct {
 	// audit is the one recorder, so every writer shares its group commit.
 	audit     *audit.Recorder
 	auditOnce sync.Once
+	// logout is the one sign-out service, so the background worker hears
+	// when a logout through this instance queued deliveries.
+	logout     *logout.Service
+	logoutOnce sync.Once
 }
 
 // Options control how Open treats the schema.
@@ -187,6 +192,7 @@ func (a *App) Server() *server.Server {
 	rec := a.Audit()
 	res := a.Resources()
 	appr := approval.New(a.Store, a.Scopes, res, cfg.Issuer, a.Now, rec)
+	sessions := a.Logout()
 	srv := server.New(server.Options{
 		Issuer:               cfg.Issuer,
 		ApprovalURL:          cfg.Approval.URL,
@@ -211,6 +217,7 @@ func (a *App) Server() *server.Server {
 	}, server.Deps{
 		Store: a.Store, OAuth: a.Provider(), Keys: a.Keys, Hasher: a.Hasher, Scopes: a.Scopes,
 		Approval: appr, Logger: a.Log, Metrics: reg, Now: a.Now, Audit: rec, DPoP: a.DPoP, Resources: res,
+		Sessions:      sessions,
 		APIKeys:       a.APIKeys(),
 		RefreshReplay: a.replaySealer,
 		Failures: ratelimit.NewFailures(a.Store, ratelimit.FailureOptions{
@@ -218,6 +225,7 @@ func (a *App) Server() *server.Server {
 			Window: cfg.Limits.FailureWindow, Sync: cfg.Limits.FailureSync, Now: a.Now, Log: a.Log,
 		}),
 	})
+	sessions.Register(srv.API)
 	a.mountManagement(srv, rec)
 	return srv
 }

@@ -151,7 +151,7 @@ func (a *App) ensureConfigAPIKey(ctx context.Context, existing []storage.APIKey)
 func (a *App) Clients() *clients.Service {
 	res := a.Resources()
 	audience := func(aud string) bool { return aud == a.Config.Issuer || res.Known(aud) }
-	return clients.New(a.Store, a.Hasher, a.Scopes, audience).WithAudit(a.Audit())
+	return clients.New(a.Store, a.Hasher, a.Scopes, audience).WithAudit(a.Audit()).WithLoopbackOutbound(a.Config.Outbound.AllowLoopback)
 }
 
 // CreateAPIKey makes a new admin key and returns it in plaintext, once.

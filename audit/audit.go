@@ -34,6 +34,9 @@ const (
 	APIKeyFailed         = "api_key.failed"
 	APIKeyCreated        = "api_key.created"
 	APIKeyRevoked        = "api_key.revoked"
+	SessionEnded         = "session.ended"
+	LogoutDelivered      = "logout.delivered"
+	LogoutFailed         = "logout.failed"
 )
 
 // Events lists every event name.
@@ -41,7 +44,7 @@ var Events = []string{
 	SessionCreated, SessionApproved, SessionDenied, CodeIssued, CodeExchanged, CodeReplayed,
 	TokenIssued, TokenRefreshed, TokenReplayed, TokenRevoked, ClientCreated, ClientUpdated,
 	ClientDeleted, ClientSecretRotated, AuthorizationRevoked, KeyRotated, APIKeyUsed, APIKeyFailed,
-	APIKeyCreated, APIKeyRevoked, KeyRewrapped,
+	APIKeyCreated, APIKeyRevoked, KeyRewrapped, SessionEnded, LogoutDelivered, LogoutFailed,
 }
 
 // Outcomes.

@@ -97,6 +97,18 @@ func TestClientsCommands(t *testing.T) {
 		t.Errorf("create with sender-constraint flags: %v", sc)
 	}
 	l.fails("id_token_signed_response_alg", "clients", "create", "--name", "Bad", "--redirect-uri", "https://bank.example/cb", "--id-token-alg", "HS256")
+
+	rp := l.ok("clients", "create", "--name", "RP", "--redirect-uri", "https://rp.example/cb",
+		"--post-logout-redirect-uri", "https://rp.example/bye", "--backchannel-logout-uri", "https://rp.example/bc",
+		"--backchannel-logout-session-required")
+	var rc map[string]any
+	if err := json.Unmarshal([]byte(rp), &rc); err != nil {
+		t.Fatalf("create output is not JSON: %v\n%s", err, rp)
+	}
+	if uris, _ := rc["post_logout_redirect_uris"].([]any); len(uris) != 1 || rc["backchannel_logout_uri"] != "https://rp.example/bc" || rc["backchannel_logout_session_required"] != true {
+		t.Errorf("create with logout flags: %v", rc)
+	}
+	l.fails("backchannel_logout_uri", "clients", "create", "--name", "Bad", "--redirect-uri", "https://rp.example/cb", "--backchannel-logout-uri", "http://rp.example/bc")
 }
 
 func TestKeysCommands(t *testing.T) {

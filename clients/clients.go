@@ -34,6 +34,8 @@ type Service struct {
 	audit  *audit.Recorder
 	// audience says whether a client may name a value in its audience.
 	audience func(string) bool
+	// allowLoopback accepts loopback http back-channel logout URIs.
+	allowLoopback bool
 }
 
 // New builds the service. Create works with any Store; the management
@@ -50,6 +52,14 @@ func New(store Store, hasher *secret.Hasher, reg *scopes.Registry, audience func
 func (s *Service) WithAudit(r *audit.Recorder) *Service {
 	c := *s
 	c.audit = r
+	return &c
+}
+
+// WithLoopbackOutbound accepts http://127.0.0.1 back-channel logout URIs,
+// for when outbound requests may reach loopback (tests only).
+func (s *Service) WithLoopbackOutbound(allow bool) *Service {
+	c := *s
+	c.allowLoopback = allow
 	return &c
 }
 
@@ -83,6 +93,13 @@ type Metadata struct {
 	// RequirePushedAuthRequests refuses this client authorization requests
 	// that were not pushed first (RFC 9126 §6).
 	RequirePushedAuthRequests bool `json:"require_pushed_authorization_requests"`
+	// PostLogoutRedirectURIs are where /oauth2/logout may send the browser
+	// back (RP-Initiated Logout 1.0), compared exactly.
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris"`
+	// BackchannelLogoutURI receives logout tokens (Back-Channel Logout
+	// 1.0); BackchannelLogoutSessionRequired asks for sid in them.
+	BackchannelLogoutURI             string `json:"backchannel_logout_uri"`
+	BackchannelLogoutSessionRequired bool   `json:"backchannel_logout_session_required"`
 	// AllowedCORSOrigins are the exact browser origins that may call the
 	// token, revocation and userinfo endpoints as this client.
 	AllowedCORSOrigins []string `json:"allowed_cors_origins"`
@@ -214,9 +231,20 @@ func (s *Service) Build(m Metadata) (*storage.Client, error) {
 		return nil, invalid("redirect_uris", "only clients using authorization_code have redirect URIs")
 	}
 	for _, u := range m.RedirectURIs {
-		if err := checkRedirectURI(u); err != nil {
+		if err := checkRedirectURI("redirect_uris", u); err != nil {
 			return nil, err
 		}
+	}
+	if len(m.PostLogoutRedirectURIs) > 20 {
+		return nil, invalid("post_logout_redirect_uris", "at most 20")
+	}
+	for _, u := range m.PostLogoutRedirectURIs {
+		if err := checkRedirectURI("post_logout_redirect_uris", u); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.checkBackchannelURI(m.BackchannelLogoutURI); err != nil {
+		return nil, err
 	}
 	appType, err := applicationType(m.ApplicationType, m.RedirectURIs)
 	if err != nil {
@@ -269,8 +297,9 @@ func (s *Service) Build(m Metadata) (*storage.Client, error) {
 		LogoURI: m.LogoURI, ClientURI: m.ClientURI, PolicyURI: m.PolicyURI, TOSURI: m.TOSURI,
 		Contacts: m.Contacts, Owner: m.Owner, IDTokenSignedResponseAlg: m.IDTokenSignedResponseAlg,
 		TokenEndpointAuthSigningAlg: m.TokenEndpointAuthSigningAlg, DPoPBoundAccessTokens: m.DPoPBoundAccessTokens,
-		RequirePushedAuthRequests: m.RequirePushedAuthRequests,
-		AllowedCORSOrigins:        m.AllowedCORSOrigins, ApplicationType: appType, RefreshReuseInterval: m.RefreshReuseInterval,
+		RequirePushedAuthRequests: m.RequirePushedAuthRequests, PostLogoutRedirectURIs: m.PostLogoutRedirectURIs,
+		BackchannelLogoutURI: m.BackchannelLogoutURI, BackchannelLogoutSessionRequired: m.BackchannelLogoutSessionRequired,
+		AllowedCORSOrigins: m.AllowedCORSOrigins, ApplicationType: appType, RefreshReuseInterval: m.RefreshReuseInterval,
 	}, nil
 }
 
@@ -278,33 +307,61 @@ func (s *Service) Build(m Metadata) (*storage.Client, error) {
 // §7.3; any port at use time; `localhost` too, which MCP and CLI clients
 // use, although RFC 8252 §8.3 prefers IP literals), and private-use
 // schemes (§7.1). No fragments, no wildcards.
-func checkRedirectURI(raw string) error {
+// The same rules hold for post_logout_redirect_uris (field names which).
+func checkRedirectURI(field, raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" {
-		return invalid("redirect_uris", "%q is not an absolute URI", raw)
+		return invalid(field, "%q is not an absolute URI", raw)
 	}
 	if u.Fragment != "" || strings.Contains(raw, "#") {
-		return invalid("redirect_uris", "%q must not contain a fragment", raw)
+		return invalid(field, "%q must not contain a fragment", raw)
 	}
 	if strings.Contains(raw, "*") {
-		return invalid("redirect_uris", "%q must not contain wildcards", raw)
+		return invalid(field, "%q must not contain wildcards", raw)
 	}
 	switch u.Scheme {
 	case "https":
 		if u.Host == "" {
-			return invalid("redirect_uris", "%q has no host", raw)
+			return invalid(field, "%q has no host", raw)
 		}
 	case "http":
 		if !storage.IsLoopbackHost(u.Hostname()) {
-			return invalid("redirect_uris", "%q: http is only allowed for loopback addresses", raw)
+			return invalid(field, "%q: http is only allowed for loopback addresses", raw)
 		}
 	default:
 		// Private-use schemes are reverse domain names (RFC 8252 §7.1).
 		if !strings.Contains(u.Scheme, ".") {
-			return invalid("redirect_uris", "%q: custom schemes must be reverse domain names such as com.example.app", raw)
+			return invalid(field, "%q: custom schemes must be reverse domain names such as com.example.app", raw)
 		}
 	}
 	return nil
+}
+
+// checkBackchannelURI allows an absolute https URL without fragment
+// (Back-Channel Logout 1.0 §2.2), and loopback http only where outbound
+// fetches may reach loopback (tests, local development): Latch itself
+// posts to it, so it must be a place the outbound client may go.
+func (s *Service) checkBackchannelURI(raw string) error {
+	const field = "backchannel_logout_uri"
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" || u.User != nil {
+		return invalid(field, "must be an absolute URL")
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return invalid(field, "must not contain a fragment")
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if s.allowLoopback && storage.IsLoopbackHost(u.Hostname()) {
+			return nil
+		}
+	}
+	return invalid(field, "must be an https URL")
 }
 
 // MaxRefreshReuseInterval bounds a client's refresh_reuse_interval: the
@@ -456,5 +513,6 @@ func checkContacts(contacts []string) error {
 func clientDetails(c *storage.Client) map[string]any {
 	return map[string]any{"client_name": c.Name, "owner": c.Owner, "redirect_uris": c.RedirectURIs,
 		"grant_types": c.GrantTypes, "scope": c.Scope, "token_endpoint_auth_method": c.TokenEndpointAuthMethod,
-		"dpop_bound_access_tokens": c.DPoPBoundAccessTokens, "require_pushed_authorization_requests": c.RequirePushedAuthRequests}
+		"dpop_bound_access_tokens": c.DPoPBoundAccessTokens, "require_pushed_authorization_requests": c.RequirePushedAuthRequests,
+		"post_logout_redirect_uris": c.PostLogoutRedirectURIs, "backchannel_logout_uri": c.BackchannelLogoutURI}
 }

@@ -27,6 +27,7 @@ func (s *Service) Register(g *echo.Group) {
 	g.POST("/clients/:client_id/secret", s.handleRotate)
 	g.GET("/users/:user/authorizations", s.handleListAuthorizations)
 	g.DELETE("/users/:user/authorizations/:client_id", s.handleRevokeAuthorization)
+	g.DELETE("/users/:user/authorizations", s.handleRevokeAllAuthorizations)
 }
 
 // request is the JSON form of Metadata: jwks travels as an object.
@@ -59,11 +60,14 @@ type View struct {
 	// is shown too: a reader must see that a client is not constrained.
 	DPoPBoundAccessTokens     bool `json:"dpop_bound_access_tokens"`
 	RequirePushedAuthRequests bool `json:"require_pushed_authorization_requests"`
+	// Likewise a reader sees that a client asked for no sid.
+	BackchannelLogoutSessionRequired bool `json:"backchannel_logout_session_required"`
 }
 
 // NewView wraps c; plain is its secret when just issued.
 func NewView(c *storage.Client, plain string) View {
-	v := View{Client: c, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens, RequirePushedAuthRequests: c.RequirePushedAuthRequests}
+	v := View{Client: c, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens, RequirePushedAuthRequests: c.RequirePushedAuthRequests,
+		BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired}
 	if c.JWKS != "" {
 		v.JWKS = json.RawMessage(c.JWKS)
 	}
@@ -225,7 +229,7 @@ func (s *Service) handleRotate(c echo.Context) error {
 
 // AuthorizationsPage is GET /api/users/{user}/authorizations's answer.
 type AuthorizationsPage struct {
-	Authorizations []storage.Authorization `json:"authorizations"`
+	Authorizations []storage.UserGrant `json:"authorizations"`
 }
 
 func (s *Service) handleListAuthorizations(c echo.Context) error {
@@ -234,9 +238,32 @@ func (s *Service) handleListAuthorizations(c echo.Context) error {
 		return httpError(err)
 	}
 	if list == nil {
-		list = []storage.Authorization{}
+		list = []storage.UserGrant{}
 	}
 	return c.JSON(http.StatusOK, AuthorizationsPage{Authorizations: list})
+}
+
+func (s *Service) handleRevokeAllAuthorizations(c echo.Context) error {
+	_, err := s.RevokeAllAuthorizations(c.Request().Context(), c.Param("user"))
+	if err := revocationFailed(err); err != nil {
+		return err
+	}
+	if err != nil {
+		return httpError(err)
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// revocationFailed is the answer to a revocation the database aborted
+// (deadlock, after the store's own retries) or could not reach: what was
+// revoked stays revoked, and a retry finishes the rest. Not httpError's
+// 409, which speaks of client ids. nil for any other outcome.
+func revocationFailed(err error) error {
+	if storage.IsConflict(err) || errors.Is(err, storage.ErrUnavailable) {
+		return &apierror.Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable",
+			Description: "the revocation could not complete; retry", Cause: err}
+	}
+	return nil
 }
 
 func (s *Service) handleRevokeAuthorization(c echo.Context) error {
@@ -244,12 +271,8 @@ func (s *Service) handleRevokeAuthorization(c echo.Context) error {
 	if storage.IsNotFound(err) {
 		return apierror.NotFound("this user has no authorization for this client")
 	}
-	if storage.IsConflict(err) || errors.Is(err, storage.ErrUnavailable) {
-		// The store already retried a revocation the database aborted
-		// (deadlock); nothing is revoked and the caller may retry. Not
-		// httpError's 409, which speaks of client ids.
-		return &apierror.Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable",
-			Description: "the revocation could not complete; retry", Cause: err}
+	if err := revocationFailed(err); err != nil {
+		return err
 	}
 	if err != nil {
 		return httpError(err)

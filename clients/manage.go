@@ -25,7 +25,8 @@ type ManageStore interface {
 	UpdateClient(ctx context.Context, c *storage.Client) error
 	DeleteClient(ctx context.Context, id string) error
 	RotateClientSecret(ctx context.Context, id, hash string, keepOldUntil *time.Time) error
-	ListAuthorizations(ctx context.Context, subject string) ([]storage.Authorization, error)
+	ListUserGrants(ctx context.Context, subject string) ([]storage.UserGrant, error)
+	UserGrantClients(ctx context.Context, subject string) ([]string, error)
 	DeleteAuthorization(ctx context.Context, subject, clientID string) error
 	Now() time.Time
 }
@@ -74,7 +75,9 @@ func MetadataOf(c *storage.Client) Metadata {
 		TOSURI: c.TOSURI, Contacts: c.Contacts, Owner: c.Owner, Audience: c.Audience,
 		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg, TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg,
 		DPoPBoundAccessTokens: c.DPoPBoundAccessTokens, RequirePushedAuthRequests: c.RequirePushedAuthRequests,
-		AllowedCORSOrigins: c.AllowedCORSOrigins, ApplicationType: c.ApplicationType, RefreshReuseInterval: c.RefreshReuseInterval,
+		PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, BackchannelLogoutURI: c.BackchannelLogoutURI,
+		BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
+		AllowedCORSOrigins:               c.AllowedCORSOrigins, ApplicationType: c.ApplicationType, RefreshReuseInterval: c.RefreshReuseInterval,
 	}
 }
 
@@ -181,13 +184,42 @@ func (s *Service) RotateSecret(ctx context.Context, id string, grace time.Durati
 	return plain, until, nil
 }
 
-// Authorizations lists what a user has let clients have.
-func (s *Service) Authorizations(ctx context.Context, user string) ([]storage.Authorization, error) {
+// Authorizations lists what a user has let clients have: every client with
+// live tokens or a remembered consent (a user's "connected apps").
+func (s *Service) Authorizations(ctx context.Context, user string) ([]storage.UserGrant, error) {
 	ms, err := s.manage()
 	if err != nil {
 		return nil, err
 	}
-	return ms.ListAuthorizations(ctx, user)
+	return ms.ListUserGrants(ctx, user)
+}
+
+// RevokeAllAuthorizations revokes everything a user granted: every
+// remembered consent and every code and token of theirs, client by client
+// under each grant's lock. It returns the clients revoked.
+func (s *Service) RevokeAllAuthorizations(ctx context.Context, user string) ([]string, error) {
+	ms, err := s.manage()
+	if err != nil {
+		return nil, err
+	}
+	ids, err := ms.UserGrantClients(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	var revoked []string
+	for _, id := range ids {
+		err := ms.DeleteAuthorization(ctx, user, id)
+		if storage.IsNotFound(err) {
+			// Nothing live was left for this client (a spent grant row).
+			continue
+		}
+		if err != nil {
+			return revoked, fmt.Errorf("revoke %s's grant to %s: %w", user, id, err)
+		}
+		revoked = append(revoked, id)
+		s.audit.Record(ctx, audit.Event{Name: audit.AuthorizationRevoked, User: user, ClientID: id, Details: map[string]any{"all": true}})
+	}
+	return revoked, nil
 }
 
 // RevokeAuthorization forgets a user's authorization of a client and

@@ -45,6 +45,7 @@ type Config struct {
 	Database DatabaseConfig `koanf:"database"`
 	Approval ApprovalConfig `koanf:"approval"`
 	Login    LoginConfig    `koanf:"login"`
+	Logout   LogoutConfig   `koanf:"logout"`
 	API      APIConfig      `koanf:"api"`
 	Tokens   TokensConfig   `koanf:"tokens"`
 	DPoP     DPoPConfig     `koanf:"dpop"`
@@ -227,6 +228,31 @@ type LoginConfig struct {
 	SessionLifetime time.Duration `koanf:"session_lifetime"`
 }
 
+// LogoutConfig configures what ending a login session does (SPEC §3.8).
+type LogoutConfig struct {
+	// RevokeTokens says which grants issued under an ended login session
+	// are revoked (their access and refresh tokens): "online" (those
+	// without offline_access, which OpenID Connect ties to the login
+	// session), "all", or "none".
+	RevokeTokens string `koanf:"revoke_tokens"`
+	// BackchannelMaxAttempts bounds the deliveries of one back-channel
+	// logout token; after the last failure it is dropped and audited.
+	BackchannelMaxAttempts int `koanf:"backchannel_max_attempts"`
+	// BackchannelRetryDelay is the wait after the first failed delivery;
+	// it doubles after every further failure, up to an hour.
+	BackchannelRetryDelay time.Duration `koanf:"backchannel_retry_delay"`
+	// BackchannelPollInterval is how often each instance looks for due
+	// deliveries (a logout through this instance is sent at once).
+	BackchannelPollInterval time.Duration `koanf:"backchannel_poll_interval"`
+}
+
+// Values of logout.revoke_tokens.
+const (
+	RevokeOnline = "online"
+	RevokeAll    = "all"
+	RevokeNone   = "none"
+)
+
 // APIConfig configures the administrative API.
 type APIConfig struct {
 	// Key is an admin API key accepted in X-API-Key. Empty adds none; a
@@ -323,6 +349,8 @@ func defaults() *Config {
 		Pprof:    PprofConfig{Addr: "127.0.0.1:6060"},
 		Approval: ApprovalConfig{SessionLifetime: 10 * time.Minute},
 		Login:    LoginConfig{SessionLifetime: 24 * time.Hour},
+		Logout: LogoutConfig{RevokeTokens: RevokeOnline, BackchannelMaxAttempts: 10,
+			BackchannelRetryDelay: 30 * time.Second, BackchannelPollInterval: 5 * time.Second},
 		Tokens: TokensConfig{
 			AccessTokenLifetime:  time.Hour,
 			RefreshTokenLifetime: 720 * time.Hour,

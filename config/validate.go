@@ -122,6 +122,8 @@ func (c *Config) validate(ps *problems) {
 		{"keys.retire_after", c.Keys.RetireAfter, 0},
 		{"keys.reload_interval", c.Keys.ReloadInterval, 0},
 		{"janitor.replay_grace", c.Janitor.ReplayGrace, 0},
+		{"logout.backchannel_retry_delay", c.Logout.BackchannelRetryDelay, time.Hour},
+		{"logout.backchannel_poll_interval", c.Logout.BackchannelPollInterval, 0},
 	} {
 		switch {
 		case d.val <= 0:
@@ -155,6 +157,10 @@ func (c *Config) validate(ps *problems) {
 		ps.add("janitor.batch_size", "must be greater than 0, got %d", c.Janitor.BatchSize)
 	}
 
+	if c.Logout.BackchannelMaxAttempts < 1 || c.Logout.BackchannelMaxAttempts > 50 {
+		ps.add("logout.backchannel_max_attempts", "must be between 1 and 50, got %d", c.Logout.BackchannelMaxAttempts)
+	}
+	oneOf(ps, "logout.revoke_tokens", c.Logout.RevokeTokens, RevokeOnline, RevokeAll, RevokeNone)
 	c.validateLimits(ps)
 	c.validateRegistration(ps)
 

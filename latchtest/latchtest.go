@@ -50,6 +50,9 @@ type Options struct {
 	Log io.Writer
 	// Now is Latch's clock (sessions, keys, storage expiry); nil is time.Now.
 	Now func() time.Time
+	// Background runs the app's background loop (key reloads, janitor,
+	// back-channel logout deliveries) as serve does, until the test ends.
+	Background bool
 }
 
 // Env is one running Latch.
@@ -113,8 +116,15 @@ func Start(t testing.TB, o Options) *Env {
 	hs.Listener.Close()
 	hs.Listener = ln
 	hs.Start()
+	bg, stop := context.WithCancel(ctx)
+	wait := func() {}
+	if o.Background {
+		wait = a.RunBackground(bg)
+	}
 	t.Cleanup(func() {
+		stop()
 		hs.Close()
+		wait()
 		a.Close()
 	})
 	return &Env{T: t, URL: issuer, App: a, Server: srv, HTTP: hs, Config: cfg}

@@ -3,6 +3,7 @@ package migrations_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -168,6 +169,27 @@ func useFixture(t *testing.T, env *latchtest.Env, fx *upgradeFixture) {
 	if silent.RefreshToken == "" {
 		t.Error("silent sign-in did not issue a refresh token for offline_access")
 	}
+
+	// The old login session got a sid from the migration: ID tokens issued
+	// under it carry one, and the host app can end it.
+	if idt, _ := silent.Extra("id_token").(string); !regexp.MustCompile(`^[^.]+\.[^.]+\.`).MatchString(idt) || !strings.Contains(jwtPayload(t, idt), `"sid":"`) {
+		t.Errorf("ID token under a migrated login session has no sid: %q", idt)
+	}
+	if status, out := env.API("DELETE", "/api/users/"+url.PathEscape(fx.Subject)+"/sessions", nil); status != http.StatusNoContent {
+		t.Fatalf("ending the migrated login session: %d %v", status, out)
+	}
+	if loc, _ := rp.Silent(t, b, fx.Scopes); loc.Query().Get("error") != "login_required" {
+		t.Errorf("prompt=none after ending the migrated session: %s", loc)
+	}
+}
+
+func jwtPayload(t *testing.T, raw string) string {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(strings.Split(raw, ".")[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // loadDump restores a plain pg_dump into an empty database. psql

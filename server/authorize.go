@@ -256,6 +256,7 @@ func (s *Server) authorizeSilently(c echo.Context, ar fosite.AuthorizeRequester,
 	return s.finishAuthorize(c, ar, grant{
 		subject: login.Subject, scopes: ar.GetRequestedScopes(), claims: login.Claims,
 		authTime: login.AuthTime, acr: login.ACR, requestedAt: s.now(),
+		sid: login.SID, sessionExpires: login.ExpiresAt,
 		atClaims: login.AccessTokenClaims, idTokenClaims: login.IDTokenClaims,
 	})
 }
@@ -358,13 +359,14 @@ func (s *Server) completeResume(ctx context.Context, c echo.Context, id, browser
 	resp, err := s.authorizeResponse(ctx, ar, grant{
 		subject: a.Subject, scopes: a.GrantedScopes, claims: a.Claims,
 		authTime: authTime, acr: a.ACR, requestedAt: a.CreatedAt,
+		sid: login.SID, sessionExpires: login.ExpiresAt,
 		atClaims: a.AccessTokenClaims, idTokenClaims: a.IDTokenClaims,
 	})
 	if err != nil {
 		return nil, err
 	}
 	return func() error {
-		s.setCookie(c, loginCookie, login, s.opt.LoginSessionLifetime)
+		s.setCookie(c, loginCookie, login.cookie, s.opt.LoginSessionLifetime)
 		s.writeAuthorizeResponse(c, ar, resp, a.Subject, a.GrantedScopes)
 		return nil
 	}, nil
@@ -392,19 +394,25 @@ func (s *Server) unavailable(c echo.Context) error {
 	return browserPage(c, http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again in a moment.")
 }
 
-// startLogin stores a login session for the approved user and returns the
-// cookie value to give the browser once it is committed.
-func (s *Server) startLogin(ctx context.Context, a *storage.AuthSession, authTime time.Time) (string, error) {
+// newLogin is a login session just stored and the cookie value to give
+// the browser once it is committed.
+type newLogin struct {
+	*storage.LoginSession
+	cookie string
+}
+
+// startLogin stores a login session for the approved user.
+func (s *Server) startLogin(ctx context.Context, a *storage.AuthSession, authTime time.Time) (newLogin, error) {
 	v := secret.New()
-	err := s.store.CreateLoginSession(ctx, &storage.LoginSession{
-		IDHash: s.hasher.Sum("login", v), Subject: a.Subject, AuthTime: authTime.UTC(), ACR: a.ACR,
+	l := &storage.LoginSession{
+		IDHash: s.hasher.Sum("login", v), SID: secret.New(), Subject: a.Subject, AuthTime: authTime.UTC(), ACR: a.ACR,
 		Claims: a.Claims, ExpiresAt: s.now().Add(s.opt.LoginSessionLifetime),
 		AccessTokenClaims: a.AccessTokenClaims, IDTokenClaims: a.IDTokenClaims,
-	})
-	if err != nil {
-		return "", fmt.Errorf("create login session: %w", err)
 	}
-	return v, nil
+	if err := s.store.CreateLoginSession(ctx, l); err != nil {
+		return newLogin{}, fmt.Errorf("create login session: %w", err)
+	}
+	return newLogin{LoginSession: l, cookie: v}, nil
 }
 
 type grant struct {
@@ -414,6 +422,10 @@ type grant struct {
 	authTime    time.Time
 	requestedAt time.Time
 	acr         string
+	// sid names the login session the grant is issued under (the ID
+	// token's sid); sessionExpires is when that session runs out.
+	sid            string
+	sessionExpires time.Time
 	// The host app's additions to the access token and the ID token.
 	atClaims, idTokenClaims map[string]any
 }
@@ -450,14 +462,31 @@ func (s *Server) authorizeResponse(ctx context.Context, ar fosite.AuthorizeReque
 		return nil, err
 	}
 	sess.Resources = res
+	if g.sid != "" {
+		if sess.Claims.Extra == nil {
+			sess.Claims.Extra = map[string]any{}
+		}
+		sess.Claims.Extra["sid"] = g.sid
+	}
 	// The code, PKCE and OIDC rows are written together or not at all: a
 	// database lost between them would leave a live code that can never
-	// be redeemed.
+	// be redeemed. The note that the client got a grant under the login
+	// session (whose end must reach it and may revoke the grant) commits
+	// with them.
 	var resp fosite.AuthorizeResponder
 	err = s.store.InTx(ctx, func(ctx context.Context) error {
 		var err error
-		resp, err = s.oauth.NewAuthorizeResponse(ctx, ar, sess)
-		return err
+		if resp, err = s.oauth.NewAuthorizeResponse(ctx, ar, sess); err != nil || g.sid == "" {
+			return err
+		}
+		err = s.store.RecordSessionGrant(ctx, &storage.SessionGrant{
+			SID: g.sid, RequestID: ar.GetID(), ClientID: ar.GetClient().GetID(), Subject: g.subject,
+			Offline: slices.Contains(g.scopes, "offline_access"), ExpiresAt: g.sessionExpires.UTC(),
+		})
+		if err != nil {
+			return fmt.Errorf("record the grant under its login session: %w", err)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err

@@ -43,6 +43,9 @@ func TestDiscoveryDocumentExactly(t *testing.T) {
 		"request_parameter_supported":                      false,
 		"request_uri_parameter_supported":                  false,
 		"authorization_response_iss_parameter_supported":   true,
+		"end_session_endpoint":                             iss + "/oauth2/logout",
+		"backchannel_logout_supported":                     true,
+		"backchannel_logout_session_supported":             true,
 		"client_id_metadata_document_supported":            true,
 	}
 	for _, path := range []string{"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"} {
@@ -55,7 +58,7 @@ func TestDiscoveryDocumentExactly(t *testing.T) {
 			t.Fatal(err)
 		}
 		claims, _ := got["claims_supported"].([]any)
-		for _, c := range []any{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "email", "name"} {
+		for _, c := range []any{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "email", "name", "sid"} {
 			if !contains(claims, c) {
 				t.Errorf("%s: claims_supported lacks %v", path, c)
 			}

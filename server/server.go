@@ -44,6 +44,7 @@ type Store interface {
 	InTx(ctx context.Context, fn func(ctx context.Context) error) error
 	CreateLoginSession(ctx context.Context, l *storage.LoginSession) error
 	LoginSession(ctx context.Context, idHash string) (*storage.LoginSession, error)
+	RecordSessionGrant(ctx context.Context, g *storage.SessionGrant) error
 	AuthorizationAt(ctx context.Context, subject, clientID, redirectURI string) (*storage.Authorization, error)
 	APIKeyByHash(ctx context.Context, hash string) (*storage.APIKey, error)
 	RevokeGrant(ctx context.Context, requestID string) error
@@ -101,6 +102,8 @@ type Deps struct {
 	APIKeys *apikeys.Service
 	// DPoP verifies proofs; nil turns DPoP off.
 	DPoP *dpop.Verifier
+	// Sessions ends login sessions at /oauth2/logout.
+	Sessions Sessions
 	// RefreshReplay seals token responses kept for the refresh reuse
 	// interval; nil turns the interval off.
 	RefreshReplay *keys.Sealer
@@ -135,6 +138,8 @@ type Server struct {
 	outageLogged atomic.Int64
 	// resources are the resource servers tokens may be issued for.
 	resources *resources.Registry
+	// sessions ends login sessions (sign-out).
+	sessions Sessions
 	// API is the /api group (admin API key required), for other packages'
 	// routes.
 	API *echo.Group
@@ -153,7 +158,7 @@ func New(opt Options, d Deps) *Server {
 	}
 	s := &Server{
 		opt: opt, store: d.Store, oauth: d.OAuth, keys: d.Keys, hasher: d.Hasher, scopes: d.Scopes,
-		appr: d.Approval, log: d.Logger, now: d.Now, audit: d.Audit, dpop: d.DPoP, resources: d.Resources, replay: d.RefreshReplay,
+		appr: d.Approval, log: d.Logger, now: d.Now, audit: d.Audit, dpop: d.DPoP, resources: d.Resources, replay: d.RefreshReplay, sessions: d.Sessions,
 		secure:  strings.HasPrefix(opt.Issuer, "https://"),
 		apiKeys: d.APIKeys,
 	}
@@ -191,6 +196,8 @@ func New(opt Options, d Deps) *Server {
 	e.POST("/oauth2/introspect", s.introspect, s.credentialGate)
 	e.GET("/userinfo", s.userinfo)
 	e.POST("/userinfo", s.userinfo)
+	e.GET(logoutPath, s.logout)
+	e.POST(logoutPath, s.logout)
 	e.OPTIONS("/userinfo", s.preflight("GET, POST"))
 	e.GET("/health/alive", s.alive)
 	e.GET("/health/ready", s.ready)

@@ -104,6 +104,19 @@ func (g *grantOps) run() map[string]latchtest.Counts {
 		t.Fatalf("userinfo: %d", resp.StatusCode)
 	}
 	got["userinfo"] = g.count.Take()
+
+	// The host app ends alice's one login session (from this pass's login).
+	req, _ = http.NewRequest("DELETE", env.URL+"/api/users/alice/sessions", nil)
+	req.Header.Set("X-API-Key", latchtest.APIKey)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("end sessions: %d", resp.StatusCode)
+	}
+	got["end sessions"] = g.count.Take()
 	return got
 }
 
@@ -152,8 +165,9 @@ func testStatementBudgets(t *testing.T, dsn string) {
 		// Conditional complete returning the session, login session insert,
 		// code + PKCE + OIDC rows (fosite stores them one by one, so in one
 		// transaction: an outage between them left a live code without its
-		// PKCE row, scaleout.TestPostgresStopsMidFlow); audit.
-		{"resume", 6, 1, "complete+returning, login, code, pkce, oidc (one tx), audit"},
+		// PKCE row, scaleout.TestPostgresStopsMidFlow), the note that the
+		// client got a grant under the login session; audit.
+		{"resume", 7, 1, "complete+returning, login, code, pkce, oidc, session-grant note (who hears of the session's end) (one tx), audit"},
 		// Read the code (fosite's second read is served from memory) and
 		// the PKCE row; in one transaction: lock the user's grant, spend the
 		// code, insert access and refresh; after it, read the OIDC session
@@ -171,6 +185,11 @@ func testStatementBudgets(t *testing.T, dsn string) {
 		{"client_credentials", 2, 0, "insert access, audit"},
 		{"introspection", 1, 0, "read token"},
 		{"userinfo", 1, 0, "read token"},
+		// API key lookup; in one transaction: delete the user's sessions
+		// and the notes of their grants, both returning what they removed
+		// (the offline_access grant is not revoked and the client has no
+		// back-channel URI, so nothing more); audit key used and the end.
+		{"end sessions", 5, 1, "api key, delete sessions+returning, delete grant notes+returning, 2 audit"},
 	}
 	for _, b := range budgets {
 		c := got[b.op]

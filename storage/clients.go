@@ -54,6 +54,12 @@ type Client struct {
 	// (RFC 7591); empty derives it from the keys.
 	TokenEndpointAuthSigningAlg string `gorm:"column:token_endpoint_auth_signing_alg" json:"token_endpoint_auth_signing_alg,omitempty"`
 
+	// Sign-out metadata (OpenID Connect RP-Initiated and Back-Channel
+	// Logout 1.0).
+	PostLogoutRedirectURIs           []string `gorm:"column:post_logout_redirect_uris;serializer:json" json:"post_logout_redirect_uris,omitempty"`
+	BackchannelLogoutURI             string   `gorm:"column:backchannel_logout_uri" json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired bool     `gorm:"column:backchannel_logout_session_required" json:"backchannel_logout_session_required,omitempty"`
+
 	// Dynamic marks a client that registered itself (RFC 7591); only it
 	// has a RegistrationTokenHash, the hash of its RFC 7592 registration
 	// access token. ObtainedToken says it has obtained a token at least
@@ -201,7 +207,7 @@ func (s *Store) Client(ctx context.Context, id string) (*Client, error) {
 
 // normalize stores absent lists as [] rather than NULL.
 func (c *Client) normalize() {
-	for _, p := range []*[]string{&c.RedirectURIs, &c.GrantTypes, &c.ResponseTypes, &c.Audience, &c.Contacts, &c.AllowedCORSOrigins} {
+	for _, p := range []*[]string{&c.RedirectURIs, &c.GrantTypes, &c.ResponseTypes, &c.Audience, &c.Contacts, &c.AllowedCORSOrigins, &c.PostLogoutRedirectURIs} {
 		if *p == nil {
 			*p = []string{}
 		}

@@ -80,6 +80,7 @@ func (s *Store) Purge(ctx context.Context, o JanitorOptions) (PurgeResult, error
 	targets := []purgeTarget{
 		{"auth_sessions", "auth_sessions", "id", "expires_at < ?", at},
 		{"login_sessions", "login_sessions", "id_hash", "expires_at < ?", at},
+		{"login_session_grants", "login_session_grants", "sid, request_id", "expires_at < ?", at},
 		{"seen_jtis", "seen_jtis", "jti_hash", "expires_at < ?", func(now time.Time) []any { return []any{now.Add(-ReplayClockSkew)} }},
 		{"oauth2_tokens/" + kindAccess, "oauth2_tokens", "kind, signature", tokenWhere, plain(kindAccess)},
 		{"oauth2_tokens/" + kindOIDC, "oauth2_tokens", "kind, signature", tokenWhere, plain(kindOIDC)},

@@ -229,7 +229,10 @@ func (s *Store) CompleteAuthSession(ctx context.Context, id, browserHash, verifi
 
 // LoginSession remembers who a browser is, so later requests skip login.
 type LoginSession struct {
-	IDHash    string         `gorm:"column:id_hash;primaryKey"`
+	IDHash string `gorm:"column:id_hash;primaryKey"`
+	// SID is the session's public id: ID tokens carry it as sid and
+	// logout tokens name it. It is not the cookie and does not find it.
+	SID       string         `gorm:"column:sid"`
 	Subject   string         `gorm:"column:subject"`
 	AuthTime  time.Time      `gorm:"column:auth_time"`
 	ACR       string         `gorm:"column:acr"`

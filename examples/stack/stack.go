@@ -126,9 +126,10 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	s.Latch = a
 	c, clientSecret, err := a.Clients().Create(ctx, clients.Metadata{
 		ClientName: "PhotoPrints", RedirectURIs: []string{tpURL + "/callback"},
-		GrantTypes: []string{"authorization_code", "refresh_token"},
-		Scope:      "openid profile email offline_access",
-		Audience:   []string{hostapp.Resource(hostURL)},
+		PostLogoutRedirectURIs: []string{tpURL + "/"},
+		GrantTypes:             []string{"authorization_code", "refresh_token"},
+		Scope:                  "openid profile email offline_access",
+		Audience:               []string{hostapp.Resource(hostURL)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("stack: register the third-party app: %w", err)

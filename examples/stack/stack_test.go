@@ -133,6 +133,24 @@ func TestStory(t *testing.T) {
 		t.Fatalf("silent sign-in at %s:\n%s", at, body)
 	}
 
+	// Signing out everywhere goes through Latch's end_session_endpoint
+	// (RP-Initiated Logout) and back to the app: Latch's session is over,
+	// so a silent sign-in needs a login again.
+	at, body = b.post(s.ThirdPartyURL+"/logout", url.Values{"everywhere": {"1"}})
+	if at != s.ThirdPartyURL+"/?state=signed-out" || !strings.Contains(body, "id=signin") {
+		t.Fatalf("after signing out everywhere at %s:\n%s", at, body)
+	}
+	at, body = b.get(s.ThirdPartyURL + "/login?prompt=none")
+	if !strings.Contains(body, "login_required") {
+		t.Fatalf("silent sign-in after signing out everywhere at %s:\n%s", at, body)
+	}
+	// Signing in again goes past the host app's consent page.
+	at, body = b.get(s.ThirdPartyURL + "/login")
+	at, body = b.post(s.HostURL+"/oauth/approve", url.Values{"token": {field(t, body, "token")}, "decision": {"approve"}, "remember": {"on"}})
+	if !strings.Contains(body, `Hello, <span id=name>Alice Example</span>`) {
+		t.Fatalf("signing in again at %s:\n%s", at, body)
+	}
+
 	at, body = b.get(s.HostURL + "/connected")
 	if !strings.Contains(body, `<b class=app-name>PhotoPrints</b>`) {
 		t.Fatalf("connected apps: %s", body)

@@ -259,8 +259,9 @@ func (a *App) home(w http.ResponseWriter, r *http.Request) {
 	render(w, homeTmpl, data)
 }
 
-// logout ends the local session, then Latch's (RP-initiated logout) when
-// Latch offers it.
+// logout ends the local session. With everywhere=1 it then signs out of
+// the provider too (RP-Initiated Logout, when the provider offers it),
+// which brings the browser back to PostLogoutRedirectURI.
 func (a *App) logout(w http.ResponseWriter, r *http.Request) {
 	s := a.current(r)
 	if c, err := r.Cookie(cookieName); err == nil {
@@ -269,13 +270,18 @@ func (a *App) logout(w http.ResponseWriter, r *http.Request) {
 		a.mu.Unlock()
 	}
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1})
-	if s != nil && a.endURL != "" {
-		q := url.Values{"id_token_hint": {s.idToken}, "client_id": {a.cfg.ClientID}}
+	if s != nil && a.endURL != "" && r.PostFormValue("everywhere") == "1" {
+		q := url.Values{"id_token_hint": {s.idToken}, "client_id": {a.cfg.ClientID},
+			"post_logout_redirect_uri": {a.PostLogoutRedirectURI()}, "state": {"signed-out"}}
 		http.Redirect(w, r, a.endURL+"?"+q.Encode(), http.StatusSeeOther)
 		return
 	}
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
+
+// PostLogoutRedirectURI is where the provider sends the browser back after
+// signing out everywhere; register it as a post_logout_redirect_uri.
+func (a *App) PostLogoutRedirectURI() string { return a.cfg.PublicURL + "/" }
 
 func (a *App) fail(w http.ResponseWriter, status int, msg, detail string) {
 	w.WriteHeader(status)
@@ -313,6 +319,7 @@ var homeTmpl = page(`{{if .Claims}}<h1>Hello, <span id=name>{{.Name}}</span>!</h
 <h2>Your {{.Provider}} profile, from its API</h2>
 {{with .API}}<pre id=api>{{.}}</pre>{{end}}{{with .APIError}}<p class=error id=api-error>{{.}}</p>{{end}}
 <form method=post action=/logout><button id=logout>Sign out</button></form>
+<form method=post action=/logout><input type=hidden name=everywhere value=1><button id=logout-everywhere class=secondary>Sign out of {{.Provider}} too</button></form>
 {{else}}<h1>Print your photos</h1><p>Sign in to get started.</p>
 <a class=button id=signin href=/login>Sign in with {{.Provider}}</a><a class=quiet id=signin-silent href="/login?prompt=none">Already signed in? Continue silently</a>{{end}}`)
 

@@ -145,6 +145,9 @@ func Run(t *testing.T, open Opener) {
 	t.Run("Timestamps", func(t *testing.T) { testTimestamps(t, setup(t, open)) })
 	t.Run("Janitor", func(t *testing.T) { testJanitor(t, setup(t, open)) })
 	t.Run("RateLimits", func(t *testing.T) { testRateLimits(t, setup(t, open)) })
+	t.Run("EndLoginSessions", func(t *testing.T) { testEndLoginSessions(t, setup(t, open)) })
+	t.Run("LogoutQueue", func(t *testing.T) { testLogoutQueue(t, setup(t, open)) })
+	t.Run("UserGrants", func(t *testing.T) { testUserGrants(t, setup(t, open)) })
 	t.Run("Concurrency", func(t *testing.T) {
 		t.Run("SpendCodeOnce", func(t *testing.T) { testRaceCode(t, setup(t, open)) })
 		t.Run("RotateRefreshOnce", func(t *testing.T) { testRaceRefresh(t, setup(t, open)) })
@@ -154,6 +157,7 @@ func Run(t *testing.T, open Opener) {
 		t.Run("CreateClientOnce", func(t *testing.T) { testRaceCreateClient(t, setup(t, open)) })
 		t.Run("RevokeAgainstRotation", func(t *testing.T) { testRaceRevokeRotate(t, setup(t, open)) })
 		t.Run("RememberAgainstRevoke", func(t *testing.T) { testRaceRememberRevoke(t, setup(t, open)) })
+		t.Run("ClaimLogoutDeliveryOnce", func(t *testing.T) { testRaceClaimLogout(t, setup(t, open)) })
 	})
 }
 
