@@ -161,7 +161,9 @@ func TestBrowserStory(t *testing.T) {
 
 	// 4. Logout: out of the third-party app and the host app, whose logout
 	// also ends Latch's sessions (once Latch serves that endpoint).
-	run("sign out of the third-party app", chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.CSS("body")))
+	// Wait for the signed-out page itself: <body> is visible before the
+	// click's navigation ends, and navigating away then aborts the load.
+	run("sign out of the third-party app", chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("signin-silent")))
 	run("host app home", chromedp.Navigate(s.HostURL+"/"), chromedp.WaitVisible(chromedp.ID("logout")))
 	run("log out of the host app", chromedp.Click(chromedp.ID("logout")), chromedp.WaitNotPresent(chromedp.ID("logout")))
 	run("connected apps needs a login again", chromedp.Navigate(s.HostURL+"/connected"), chromedp.WaitVisible(chromedp.ID("username")))
