@@ -4,8 +4,11 @@
 package apierror
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/latchhq/latch/storage"
 )
 
 // Error is rendered as {"error": Code, "error_description": Description}.
@@ -24,9 +27,6 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Cause }
-
-// WithCause attaches a private cause.
-func (e *Error) WithCause(err error) *Error { c := *e; c.Cause = err; return &c }
 
 func newf(status int, code, format string, args ...any) *Error {
 	return &Error{Status: status, Code: code, Description: fmt.Sprintf(format, args...)}
@@ -57,7 +57,18 @@ func Conflict(format string, args ...any) *Error {
 	return newf(http.StatusConflict, "conflict", format, args...)
 }
 
-// Internal hides the cause behind a generic message.
+// Unavailable is a database that cannot be reached: the request was fine
+// and may be retried, so it is not a 500.
+func Unavailable(cause error) *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable",
+		Description: "the database is unreachable; retry shortly", Cause: cause}
+}
+
+// Internal hides the cause behind a generic message; a cause that is the
+// database being unreachable is Unavailable instead.
 func Internal(cause error) *Error {
+	if errors.Is(cause, storage.ErrUnavailable) {
+		return Unavailable(cause)
+	}
 	return &Error{Status: http.StatusInternalServerError, Code: "server_error", Description: "internal error", Cause: cause}
 }

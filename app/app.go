@@ -23,6 +23,7 @@ import (
 	"github.com/latchhq/latch/config"
 	"github.com/latchhq/latch/dpop"
 	"github.com/latchhq/latch/keys"
+	"github.com/latchhq/latch/logout"
 	"github.com/latchhq/latch/migrations"
 	"github.com/latchhq/latch/outbound"
 	"github.com/latchhq/latch/provider"
@@ -56,9 +57,16 @@ type App struct {
 	Documents *cimd.Resolver
 
 	hmacKey []byte
+	// replaySealer seals the token responses kept for the refresh reuse
+	// interval, under a key derived from the data key.
+	replaySealer *keys.Sealer
 	// audit is the one recorder, so every writer shares its group commit.
 	audit     *audit.Recorder
 	auditOnce sync.Once
+	// logout is the one sign-out service, so the background worker hears
+	// when a logout through this instance queued deliveries.
+	logout     *logout.Service
+	logoutOnce sync.Once
 }
 
 // Options control how Open treats the schema.
@@ -101,7 +109,7 @@ func (a *App) prepare(ctx context.Context, opt Options) error {
 		}
 		return err
 	}
-	master, generated, err := keys.LoadMasterKey(cfg.MasterKey, cfg.ResolvedMasterKeyFile())
+	master, generated, err := keys.LoadOrCreateMasterKey(ctx, cfg.MasterKey, cfg.ResolvedMasterKeyFile(), a.Store)
 	if err != nil {
 		return fmt.Errorf("master key: %w", err)
 	}
@@ -112,16 +120,21 @@ func (a *App) prepare(ctx context.Context, opt Options) error {
 	a.Sealer = keys.NewSealer(master)
 	// Keyed values hang off a data key sealed by the master key, so a
 	// master-key rewrap leaves secrets and tokens valid.
-	data, err := keys.LoadDataKey(ctx, a.Store, a.Sealer)
+	data, err := keys.LoadDataKey(ctx, a.Store, a.Sealer, master)
 	if err != nil {
 		return err
 	}
 	a.Hasher = secret.NewHasher(data.Derive("secret-hash"))
-	a.Keys = keys.NewManager(a.Store, a.Sealer, a.Now, a.Log)
-	if err := a.Keys.Ensure(ctx, keys.ES256); err != nil {
+	a.Keys = keys.NewManager(a.Store, a.Sealer, a.Now, a.Log).WithAudit(a.Audit())
+	// Every algorithm's key exists from the start (made under the rotation
+	// lock), so no instance creates one lazily that the others do not know.
+	if err := a.Keys.Ensure(ctx, keys.ES256, keys.RS256); err != nil {
 		return err
 	}
 	a.hmacKey = data.Derive("token-hmac")
+	var replayKey keys.MasterKey
+	copy(replayKey[:], data.Derive("refresh-replay"))
+	a.replaySealer = keys.NewSealer(replayKey)
 	a.DPoP, err = dpop.New(dpop.Options{
 		IATWindow: cfg.DPoP.IATWindow, NonceRequired: cfg.DPoP.NonceRequired,
 		NonceSecret: data.Derive("dpop-nonce"), NonceWindow: cfg.DPoP.NonceLifetime,
@@ -143,7 +156,7 @@ func (a *App) prepare(ctx context.Context, opt Options) error {
 		Allowed: config.HostList(cfg.CIMD.AllowedHosts), Denied: config.HostList(cfg.CIMD.DeniedHosts),
 		MinCache: cfg.CIMD.MinCache, MaxCache: cfg.CIMD.MaxCache, NegativeCache: cfg.CIMD.NegativeCache,
 		Now: a.Now, Log: a.Log,
-	}, a.Outbound, clients.New(a.Store, a.Hasher, a.Scopes))
+	}, a.Outbound, a.Clients())
 	a.Store.UseExternalClients(a.Documents)
 	return nil
 }
@@ -151,7 +164,7 @@ func (a *App) prepare(ctx context.Context, opt Options) error {
 // Provider builds the fosite provider.
 func (a *App) Provider() *fosite.Fosite {
 	cfg := a.Config
-	p, _ := provider.New(provider.Options{
+	return provider.New(provider.Options{
 		Issuer:               cfg.Issuer,
 		AccessTokenLifetime:  cfg.Tokens.AccessTokenLifetime,
 		RefreshTokenLifetime: cfg.Tokens.RefreshTokenLifetime,
@@ -165,7 +178,6 @@ func (a *App) Provider() *fosite.Fosite {
 		Now:                  a.Now,
 		Log:                  a.Log,
 	}, a.Store, a.Keys.Signer(keys.ES256))
-	return p.(*fosite.Fosite)
 }
 
 // Server builds the HTTP server with its metrics registry.
@@ -173,9 +185,14 @@ func (a *App) Server() *server.Server {
 	cfg := a.Config
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "latch_signing_keys_unopened",
+		Help: "Published signing keys this instance cannot open with its master key (they verify but never sign here).",
+	}, func() float64 { return float64(a.Keys.Unopened()) }))
 	rec := a.Audit()
 	res := a.Resources()
 	appr := approval.New(a.Store, a.Scopes, res, cfg.Issuer, a.Now, rec)
+	sessions := a.Logout()
 	srv := server.New(server.Options{
 		Issuer:               cfg.Issuer,
 		ApprovalURL:          cfg.Approval.URL,
@@ -183,6 +200,8 @@ func (a *App) Server() *server.Server {
 		LoginSessionLifetime: cfg.Login.SessionLifetime,
 		MaxBodyBytes:         cfg.HTTP.MaxBodyBytes,
 		IDTokenSigningAlgs:   []string{keys.ES256, keys.RS256},
+		IDTokenSigningAlg:    cfg.Tokens.IDTokenSigningAlg,
+		RefreshReuseInterval: cfg.Tokens.RefreshReuseInterval,
 		PARRequired:          cfg.PAR.Required,
 		ReadTimeout:          cfg.HTTP.ReadTimeout,
 		ReadHeaderTimeout:    cfg.HTTP.ReadHeaderTimeout,
@@ -192,16 +211,21 @@ func (a *App) Server() *server.Server {
 			AuthorizePerMinute: cfg.Limits.AuthorizePerMinute, PARPerMinute: cfg.Limits.PARPerMinute,
 			RegistrationPerMinute: cfg.Limits.RegistrationPerMinute, TrackedIPs: cfg.Limits.TrackedIPs,
 		},
+		SeparateAdmin:           cfg.HTTP.AdminAddr != "",
 		ClientMetadataDocuments: cfg.CIMDEnabled(),
 		RegistrationEndpoint:    registrationEndpoint(cfg),
 	}, server.Deps{
 		Store: a.Store, OAuth: a.Provider(), Keys: a.Keys, Hasher: a.Hasher, Scopes: a.Scopes,
 		Approval: appr, Logger: a.Log, Metrics: reg, Now: a.Now, Audit: rec, DPoP: a.DPoP, Resources: res,
+		Sessions:      sessions,
+		APIKeys:       a.APIKeys(),
+		RefreshReplay: a.replaySealer,
 		Failures: ratelimit.NewFailures(a.Store, ratelimit.FailureOptions{
 			PerIP: cfg.Limits.FailedCredentialsPerIP, PerClient: cfg.Limits.FailedCredentialsPerClient,
 			Window: cfg.Limits.FailureWindow, Sync: cfg.Limits.FailureSync, Now: a.Now, Log: a.Log,
 		}),
 	})
+	sessions.Register(srv.API)
 	a.mountManagement(srv, rec)
 	return srv
 }

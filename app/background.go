@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/latchhq/latch/storage"
@@ -9,13 +10,19 @@ import (
 
 // RunBackground runs the periodic work every instance does until ctx ends:
 // reloading signing keys (so a rotation through any instance reaches this
-// one within keys.reload_interval) and, unless janitor.interval is 0,
+// one within keys.reload_interval), delivering back-channel logout tokens
+// and, unless janitor.interval is 0,
 // purging expired rows and audit events past audit.retention. It returns at once; the work runs in goroutines.
-func (a *App) RunBackground(ctx context.Context) {
-	go a.Keys.Run(ctx, a.Config.Keys.ReloadInterval)
+// The returned wait blocks until they have all stopped after ctx ends, so a
+// shutdown can close the database knowing no job still uses it.
+func (a *App) RunBackground(ctx context.Context) (wait func()) {
+	var wg sync.WaitGroup
+	wg.Go(func() { a.Keys.Run(ctx, a.Config.Keys.ReloadInterval) })
+	wg.Go(func() { a.Logout().Run(ctx, a.Config.Logout.BackchannelPollInterval) })
 	if a.Config.Janitor.Interval > 0 {
-		go a.runJanitor(ctx, a.Config.Janitor.Interval)
+		wg.Go(func() { a.runJanitor(ctx, a.Config.Janitor.Interval) })
 	}
+	return wg.Wait
 }
 
 func (a *App) runJanitor(ctx context.Context, interval time.Duration) {

@@ -2,21 +2,22 @@ package app
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/latchhq/latch/apikeys"
 	"github.com/latchhq/latch/audit"
 	"github.com/latchhq/latch/clients"
 	"github.com/latchhq/latch/openapi"
-	"github.com/latchhq/latch/secret"
 	"github.com/latchhq/latch/server"
 	"github.com/latchhq/latch/storage"
 )
 
 // Audit returns the audit recorder over this app's store.
 func (a *App) Audit() *audit.Recorder {
-	a.auditOnce.Do(func() { a.audit = audit.New(a.Store, a.Log) })
+	a.auditOnce.Do(func() {
+		a.audit = audit.New(a.Store, a.Log).WithExportSettle(a.Config.Audit.ExportSettle, a.Now)
+	})
 	return a.audit
 }
 
@@ -31,7 +32,7 @@ func (a *App) mountManagement(srv *server.Server, rec *audit.Recorder) {
 	}
 	a.Registration(limits, srv.RegistrationLimit()).Mount(srv.Echo(), srv.API)
 	rec.Register(srv.API)
-	openapi.Register(srv.Echo())
+	openapi.Register(srv.AdminEcho())
 }
 
 // Registration is dynamic client registration and its initial access
@@ -40,14 +41,12 @@ func (a *App) Registration(limits clients.CredentialLimits, perIP echo.Middlewar
 	return clients.NewRegistration(a.Clients(), a.Store, a.Hasher, limits, a.Config.Registration, a.Config.Issuer, a.Now, perIP)
 }
 
+// APIKeys returns the admin API key service (every key event is audited
+// there, whoever acts: the server, the first start or the CLI).
+func (a *App) APIKeys() *apikeys.Service { return apikeys.New(a.Store, a.Hasher, a.Audit()) }
+
 // NewAPIKey makes a new admin key, stores only its hash, and returns the
 // row and the key in plaintext, once.
 func (a *App) NewAPIKey(ctx context.Context, name string) (*storage.APIKey, string, error) {
-	plain := "latch_" + secret.New()
-	k := &storage.APIKey{ID: secret.ID(9), Name: name, Hash: a.Hasher.Sum("apikey", plain)}
-	if err := a.Store.CreateAPIKey(ctx, k); err != nil {
-		return nil, "", fmt.Errorf("create api key: %w", err)
-	}
-	a.Audit().Record(ctx, audit.Event{Name: audit.APIKeyCreated, Details: map[string]any{"api_key_id": k.ID, "name": name}})
-	return k, plain, nil
+	return a.APIKeys().Create(ctx, name, apikeys.SourceCLI)
 }

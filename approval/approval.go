@@ -6,9 +6,11 @@ package approval
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +28,7 @@ type Store interface {
 	Client(ctx context.Context, id string) (*storage.Client, error)
 	AuthorizationAt(ctx context.Context, subject, clientID, redirectURI string) (*storage.Authorization, error)
 	RememberAuthorizationAt(ctx context.Context, subject, clientID, redirectURI string, scopes []string) error
+	InTx(ctx context.Context, fn func(ctx context.Context) error) error
 }
 
 // Events receives what happened, for the audit log; nil means no one listens.
@@ -91,6 +94,15 @@ type View struct {
 	ExpiresAt     time.Time      `json:"expires_at"`
 	User          string         `json:"user,omitempty"`
 	GrantedScopes []string       `json:"granted_scopes,omitempty"`
+	// MaxAge is the request's max_age in seconds, null when it sent none:
+	// approve must then carry an auth_time no older than that.
+	MaxAge *int64 `json:"max_age"`
+	// RedirectURI is where the client will receive the answer; its host
+	// (without port) and whether it is the user's own machine, so the
+	// consent screen can show who really gets the code (MCP asks for it).
+	RedirectURI      string `json:"redirect_uri"`
+	RedirectHost     string `json:"redirect_host"`
+	RedirectLoopback bool   `json:"redirect_loopback"`
 	// Resources are the resource servers (RFC 8707) the tokens will be
 	// for; ResourceDetails adds their display names.
 	Resources       []string             `json:"resources"`
@@ -133,6 +145,15 @@ func (s *Service) View(ctx context.Context, id string) (*View, error) {
 		State:     a.State,
 		ExpiresAt: a.ExpiresAt.UTC(),
 		User:      a.LoginSubject,
+		MaxAge:    maxAge(form),
+	}
+	v.RedirectURI = form.Get("redirect_uri")
+	if v.RedirectURI == "" && len(c.RedirectURIs) == 1 {
+		v.RedirectURI = c.RedirectURIs[0]
+	}
+	if u, err := url.Parse(v.RedirectURI); err == nil {
+		v.RedirectHost = u.Hostname()
+		v.RedirectLoopback = u.Scheme == "http" && storage.IsLoopbackHost(u.Hostname())
 	}
 	if c.Document {
 		if u, err := url.Parse(c.ID); err == nil {
@@ -156,6 +177,20 @@ func (s *Service) View(ctx context.Context, id string) (*View, error) {
 	return v, nil
 }
 
+// maxAge reads a request's max_age (seconds); nil when absent or not a
+// non-negative integer.
+func maxAge(form url.Values) *int64 {
+	v := form.Get("max_age")
+	if v == "" {
+		return nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return nil
+	}
+	return &n
+}
+
 // ApproveRequest is the body of POST .../approve.
 type ApproveRequest struct {
 	User     string         `json:"user"`
@@ -164,6 +199,43 @@ type ApproveRequest struct {
 	Remember bool           `json:"remember"`
 	AuthTime *int64         `json:"auth_time"`
 	ACR      string         `json:"acr"`
+	// AccessTokenClaims are added to JWT access tokens and introspection;
+	// IDTokenClaims to the ID token and userinfo whatever the scopes.
+	AccessTokenClaims map[string]any `json:"access_token_claims"`
+	IDTokenClaims     map[string]any `json:"id_token_claims"`
+}
+
+// ReservedClaims are the names Latch sets itself (SPEC §3.3); the host app
+// may not supply them in claims, access_token_claims or id_token_claims.
+var ReservedClaims = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "cnf",
+	"auth_time", "acr", "amr", "azp", "nonce", "at_hash", "c_hash", "sid", "typ"}
+
+// MaxClaimsBytes bounds each claims object as JSON (SPEC §7).
+const MaxClaimsBytes = 8 << 10
+
+// checkClaims refuses a claims object that is too large or names a claim
+// Latch owns; field names the object in the error.
+func checkClaims(field string, m map[string]any, reserved bool) error {
+	if len(m) == 0 {
+		return nil
+	}
+	if b, err := json.Marshal(m); err != nil || len(b) > MaxClaimsBytes {
+		return apierror.BadRequest("%s exceeds %d bytes", field, MaxClaimsBytes)
+	}
+	if !reserved {
+		return nil
+	}
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		if slices.Contains(ReservedClaims, k) {
+			return apierror.BadRequest("%s: claim %q is set by Latch and cannot be supplied", field, k)
+		}
+	}
+	return nil
 }
 
 // DenyRequest is the body of POST .../deny.
@@ -171,9 +243,9 @@ type DenyRequest struct {
 	ErrorDescription string `json:"error_description"`
 }
 
-// maxSkew is how far in the future an auth_time may lie (clock drift
-// between the host app and Latch).
-const maxSkew = time.Minute
+// maxSkew is how far ahead of Latch's clock an auth_time may lie: the
+// host app's "now" on a clock a little ahead. Anything later is refused.
+const maxSkew = 5 * time.Second
 
 // Approve records the host app's approval and returns the resume URL.
 func (s *Service) Approve(ctx context.Context, id string, req ApproveRequest) (string, error) {
@@ -196,6 +268,15 @@ func (s *Service) Approve(ctx context.Context, id string, req ApproveRequest) (s
 		}
 		granted = *req.Scopes
 	}
+	for _, c := range []struct {
+		field    string
+		m        map[string]any
+		reserved bool
+	}{{"claims", req.Claims, true}, {"access_token_claims", req.AccessTokenClaims, true}, {"id_token_claims", req.IDTokenClaims, true}} {
+		if err := checkClaims(c.field, c.m, c.reserved); err != nil {
+			return "", err
+		}
+	}
 	now := s.now()
 	authTime := now
 	if req.AuthTime != nil {
@@ -207,19 +288,51 @@ func (s *Service) Approve(ctx context.Context, id string, req ApproveRequest) (s
 			return "", apierror.BadRequest("auth_time is in the future")
 		}
 	}
-	verifier := secret.New()
-	decided, err := s.store.DecideAuthSession(ctx, id, storage.Decision{
-		Approve: true, Subject: req.User, GrantedScopes: granted, Claims: req.Claims,
-		Remember: req.Remember, AuthTime: authTime, ACR: req.ACR, Verifier: verifier,
-	})
-	if err != nil {
-		return "", sessionError(err)
-	}
-	if req.Remember {
-		form, _ := url.ParseQuery(a.RequestForm)
-		if err := s.store.RememberAuthorizationAt(ctx, req.User, a.ClientID, storage.GrantRedirect(a.ClientID, form.Get("redirect_uri")), granted); err != nil {
-			return "", apierror.Internal(err)
+	form, _ := url.ParseQuery(a.RequestForm)
+	if ma := maxAge(form); ma != nil {
+		// The client asked for a recent login: the host app must say when
+		// the user authenticated, and it must be recent enough.
+		if req.AuthTime == nil {
+			return "", apierror.BadRequest("the request carries max_age=%d: auth_time is required", *ma)
 		}
+		if now.Sub(authTime) > time.Duration(*ma)*time.Second {
+			return "", apierror.BadRequest("auth_time is older than the request's max_age of %d seconds: authenticate the user again", *ma)
+		}
+	}
+	verifier := secret.New()
+	var decided *storage.AuthSession
+	decide := func(ctx context.Context) error {
+		var err error
+		decided, err = s.store.DecideAuthSession(ctx, id, storage.Decision{
+			Approve: true, Subject: req.User, GrantedScopes: granted, Claims: req.Claims,
+			Remember: req.Remember, AuthTime: authTime, ACR: req.ACR, Verifier: verifier,
+			AccessTokenClaims: req.AccessTokenClaims, IDTokenClaims: req.IDTokenClaims,
+		})
+		if err != nil {
+			return sessionError(err)
+		}
+		if req.Remember {
+			form, _ := url.ParseQuery(a.RequestForm)
+			if err := s.store.RememberAuthorizationAt(ctx, req.User, a.ClientID, storage.GrantRedirect(a.ClientID, form.Get("redirect_uri")), granted); err != nil {
+				return apierror.Internal(err)
+			}
+		}
+		return nil
+	}
+	// Remembering commits with the decision: were it to fail after the
+	// decision committed, the host app's retry would meet a 409 for an
+	// approval nobody can resume. Without it the decision is one statement
+	// and needs no transaction.
+	if req.Remember {
+		err = s.store.InTx(ctx, decide)
+	} else {
+		err = decide(ctx)
+	}
+	if err != nil {
+		if _, ok := asAPIError(err); ok {
+			return "", err
+		}
+		return "", apierror.Internal(err)
 	}
 	if s.events != nil {
 		s.events.SessionDecided(ctx, decided)

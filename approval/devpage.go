@@ -35,6 +35,9 @@ app signs the user in and approves through the API.</p>
 {{if .Error}}<p class="err">{{.Error}}</p>{{end}}
 {{with .View}}
 <h1>Sign in to {{if .Client.ClientName}}{{.Client.ClientName}}{{else}}{{.Client.ClientID}}{{end}}</h1>
+<p class="redirect">You will be sent back to <strong>{{.RedirectHost}}</strong>{{if .RedirectLoopback}} (an application on this computer){{end}}: <code>{{.RedirectURI}}</code></p>
+{{if .MaxAge}}<p>The application asks that you signed in within the last {{.MaxAge}} seconds.</p>{{end}}
+{{if .Resources}}<p>For: {{range .Resources}}<code>{{.}}</code> {{end}}</p>{{end}}
 <form method="post" action="{{$.Path}}">
 <input type="hidden" name="token" value="{{.ID}}">
 <label>User id (the subject the client will see)
@@ -93,8 +96,12 @@ func (s *Service) devDecide(c echo.Context) error {
 		if v := c.FormValue("name"); v != "" {
 			claims["name"] = v
 		}
+		// Whoever clicks here has just "authenticated", which also
+		// satisfies any max_age.
+		now := s.now().Unix()
 		next, err = s.Approve(ctx, id, ApproveRequest{
 			User: c.FormValue("user"), Scopes: &granted, Claims: claims, Remember: c.FormValue("remember") == "1",
+			AuthTime: &now,
 		})
 	} else {
 		next, err = s.Deny(ctx, id, DenyRequest{ErrorDescription: "The user denied the request."})

@@ -6,6 +6,7 @@ package audit
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/latchhq/latch/storage"
 )
@@ -28,10 +29,14 @@ const (
 	ClientSecretRotated  = "client.secret_rotated"
 	AuthorizationRevoked = "authorization.revoked"
 	KeyRotated           = "key.rotated"
+	KeyRewrapped         = "key.rewrapped"
 	APIKeyUsed           = "api_key.used"
 	APIKeyFailed         = "api_key.failed"
 	APIKeyCreated        = "api_key.created"
 	APIKeyRevoked        = "api_key.revoked"
+	SessionEnded         = "session.ended"
+	LogoutDelivered      = "logout.delivered"
+	LogoutFailed         = "logout.failed"
 )
 
 // Events lists every event name.
@@ -39,7 +44,7 @@ var Events = []string{
 	SessionCreated, SessionApproved, SessionDenied, CodeIssued, CodeExchanged, CodeReplayed,
 	TokenIssued, TokenRefreshed, TokenReplayed, TokenRevoked, ClientCreated, ClientUpdated,
 	ClientDeleted, ClientSecretRotated, AuthorizationRevoked, KeyRotated, APIKeyUsed, APIKeyFailed,
-	APIKeyCreated, APIKeyRevoked,
+	APIKeyCreated, APIKeyRevoked, KeyRewrapped, SessionEnded, LogoutDelivered, LogoutFailed,
 }
 
 // Outcomes.
@@ -75,20 +80,44 @@ type Event struct {
 	Details   map[string]any
 }
 
+// DefaultExportSettle is audit.export_settle's default.
+const DefaultExportSettle = 30 * time.Second
+
 // Recorder writes events. A nil *Recorder records nothing, so optional
 // wiring needs no checks at call sites.
 type Recorder struct {
-	store Store
-	log   *slog.Logger
-	batch *groupCommit
+	store  Store
+	log    *slog.Logger
+	batch  *groupCommit
+	settle time.Duration
+	now    func() time.Time
 }
 
-// New builds a recorder.
+// New builds a recorder with the default export settle window.
 func New(store Store, log *slog.Logger) *Recorder {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Recorder{store: store, log: log, batch: &groupCommit{insert: store.InsertAudits}}
+	r := &Recorder{store: store, log: log, batch: &groupCommit{insert: store.InsertAudits}, now: time.Now}
+	return r.WithExportSettle(DefaultExportSettle, nil)
+}
+
+// WithExportSettle sets how old an event must be before the export cursor
+// serves it, and the clock events are stamped with (nil keeps the current
+// one). Inserts outside a transaction are cut off at a third of settle, so
+// an id drawn by an insert cannot still commit once a younger event has
+// settled: the rest covers a slow commit and clocks that differ between
+// instances.
+func (r *Recorder) WithExportSettle(settle time.Duration, now func() time.Time) *Recorder {
+	if settle <= 0 {
+		settle = DefaultExportSettle
+	}
+	r.settle = settle
+	if now != nil {
+		r.now = now
+	}
+	r.batch.timeout = settle / 3
+	return r
 }
 
 type actorKey struct{}

@@ -72,19 +72,6 @@ func find(evs []map[string]any, name, client string) map[string]any {
 	return nil
 }
 
-func post(t *testing.T, u string, form url.Values, id, secret string) int {
-	t.Helper()
-	req, _ := http.NewRequest("POST", u, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
-}
-
 // TestFullFlowAuditTrailHoldsNoSecrets runs every audited action once, checks
 // each left its event with actor, user, client, IP and outcome, and that no
 // secret, token, code or API key reached the audit rows or the logs.
@@ -132,8 +119,8 @@ func TestFullFlowAuditTrailHoldsNoSecrets(t *testing.T) {
 	env.Deny(denied)
 	tok3 := r.Login(t, latchtest.NewBrowser(t), []string{"openid", "offline_access"}, map[string]any{"user": "bob"})
 	secrets = append(secrets, denied, tok3.AccessToken, tok3.RefreshToken)
-	if s := post(t, env.URL+"/oauth2/revoke", url.Values{"token": {tok3.RefreshToken}}, c.ID, c.Secret); s != http.StatusOK {
-		t.Fatalf("revoke: %d", s)
+	if resp, _ := latchtest.PostForm(t, env.URL+"/oauth2/revoke", url.Values{"token": {tok3.RefreshToken}}, c.ID, c.Secret); resp.StatusCode != http.StatusOK {
+		t.Fatalf("revoke: %d", resp.StatusCode)
 	}
 	status, rot := env.API("POST", "/api/clients/"+c.ID+"/secret", map[string]any{"grace_period": "10m"})
 	if status != http.StatusOK {

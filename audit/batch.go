@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/latchhq/latch/storage"
 )
@@ -17,6 +18,9 @@ const maxBatch = 256
 // per batch; alone, a row is written at once with no added delay.
 type groupCommit struct {
 	insert func(ctx context.Context, rows []*storage.AuditEvent) error
+	// timeout bounds one insert: an insert still running later could
+	// commit an id below events the export cursor has already served.
+	timeout time.Duration
 
 	mu      sync.Mutex
 	queue   []pendingRow
@@ -59,7 +63,9 @@ func (g *groupCommit) flush() {
 		for i, p := range batch {
 			rows[i] = p.row
 		}
-		err := g.insert(context.Background(), rows)
+		ctx, cancel := context.WithTimeout(context.Background(), g.timeout)
+		err := g.insert(ctx, rows)
+		cancel()
 		for _, p := range batch {
 			p.done <- err
 		}

@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/latchhq/latch/app"
-	"github.com/latchhq/latch/audit"
 )
 
 func newAPIKey(e *env) *cobra.Command {
@@ -75,10 +74,9 @@ func newAPIKeyRevoke(e *env) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return e.withApp(cmd, func(ctx context.Context, a *app.App) error {
-				if err := a.Store.RevokeAPIKey(ctx, args[0]); err != nil {
+				if err := a.APIKeys().Revoke(ctx, args[0]); err != nil {
 					return notFound(err, "active API key", args[0])
 				}
-				a.Audit().Record(ctx, audit.Event{Name: audit.APIKeyRevoked, Details: map[string]any{"api_key_id": args[0]}})
 				fmt.Fprintf(e.stdout, "revoked API key %s\n", args[0])
 				return nil
 			})

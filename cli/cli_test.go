@@ -74,7 +74,8 @@ func TestServeStartsAndStops(t *testing.T) {
 		code, out, _ = run(t, ctx, env)
 	}()
 	ready := false
-	for i := 0; i < 100 && !ready; i++ {
+	// Up to 10 s: a first start generates an RSA key, slow on a loaded machine.
+	for i := 0; i < 500 && !ready; i++ {
 		if resp, err := http.Get("http://" + addr + "/health/ready"); err == nil {
 			resp.Body.Close()
 			ready = resp.StatusCode == 200

@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/latchhq/latch/app"
-	"github.com/latchhq/latch/audit"
 	"github.com/latchhq/latch/keys"
 )
 
@@ -49,10 +48,15 @@ func newKeysRotate(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rotate",
 		Short: "Add a new signing key and schedule the old ones of that algorithm for retirement",
-		Long: `Adds a key that is published in the JWKS at once and signs from now + --pre-publish.
-Older keys of the algorithm keep verifying for --retire-after after that, so
-tokens they signed stay valid until they expire; choose at least the longest
-access/ID token lifetime. Running servers pick the new key up within 30s.`,
+		Long: `Adds a key that is published in the JWKS at once and signs from now + --pre-publish
+(default keys.pre_publication, 1h): every instance and every relying party's
+JWKS cache knows it before any token carries its kid. Older keys of the
+algorithm keep verifying for --retire-after after that (default
+keys.retire_after), which may not be shorter than the longest access/ID token
+lifetime, so every token they signed stays valid until it expires. Running
+instances pick the new key up within keys.reload_interval, or at once when
+they meet a token signed with it. After a key compromise, --pre-publish 0
+makes the new key sign at once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if alg != keys.ES256 && alg != keys.RS256 {
@@ -62,20 +66,32 @@ access/ID token lifetime. Running servers pick the new key up within 30s.`,
 				return fmt.Errorf("--pre-publish and --retire-after must not be negative")
 			}
 			return e.withApp(cmd, func(ctx context.Context, a *app.App) error {
+				k := a.Config.Keys
+				if !cmd.Flags().Changed("pre-publish") {
+					prePublish = k.PrePublication
+				}
+				if !cmd.Flags().Changed("retire-after") {
+					retireAfter = k.RetireAfter
+				}
+				// A key retired before the tokens it signed expire would
+				// make them unverifiable everywhere.
+				if longest := max(a.Config.Tokens.AccessTokenLifetime, a.Config.Tokens.IDTokenLifetime); retireAfter < longest {
+					return fmt.Errorf("--retire-after %s is shorter than the longest token lifetime (%s): tokens signed by the old key would stop verifying before they expire", retireAfter, longest)
+				}
+				// The manager records key.rotated itself, in the rotation's
+				// transaction.
 				kid, err := a.Keys.Rotate(ctx, alg, prePublish, retireAfter)
 				if err != nil {
 					return err
 				}
-				a.Audit().Record(ctx, audit.Event{Name: audit.KeyRotated, Details: map[string]any{
-					"kid": kid, "alg": alg, "pre_publish": prePublish.String(), "retire_after": retireAfter.String()}})
-				fmt.Fprintf(e.stdout, "new %s key %s signs from %s\n", alg, kid, a.Now().Add(prePublish).UTC().Format(time.RFC3339))
+				fmt.Fprintf(e.stdout, "new %s key %s signs from %s (published now)\n", alg, kid, a.Now().Add(prePublish).UTC().Format(time.RFC3339))
 				return nil
 			})
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&alg, "alg", keys.ES256, "algorithm: ES256 or RS256")
-	f.DurationVar(&prePublish, "pre-publish", 0, "publish the new key this long before it starts signing (lets caches refresh)")
-	f.DurationVar(&retireAfter, "retire-after", 24*time.Hour, "keep old keys verifying this long after the new key takes over")
+	f.DurationVar(&prePublish, "pre-publish", 0, "publish the new key this long before it starts signing (default keys.pre_publication)")
+	f.DurationVar(&retireAfter, "retire-after", 0, "keep old keys verifying this long after the new key takes over (default keys.retire_after; at least the longest token lifetime)")
 	return cmd
 }

@@ -97,28 +97,57 @@ func TestClientsCommands(t *testing.T) {
 		t.Errorf("create with sender-constraint flags: %v", sc)
 	}
 	l.fails("id_token_signed_response_alg", "clients", "create", "--name", "Bad", "--redirect-uri", "https://bank.example/cb", "--id-token-alg", "HS256")
+
+	rp := l.ok("clients", "create", "--name", "RP", "--redirect-uri", "https://rp.example/cb",
+		"--post-logout-redirect-uri", "https://rp.example/bye", "--backchannel-logout-uri", "https://rp.example/bc",
+		"--backchannel-logout-session-required")
+	var rc map[string]any
+	if err := json.Unmarshal([]byte(rp), &rc); err != nil {
+		t.Fatalf("create output is not JSON: %v\n%s", err, rp)
+	}
+	if uris, _ := rc["post_logout_redirect_uris"].([]any); len(uris) != 1 || rc["backchannel_logout_uri"] != "https://rp.example/bc" || rc["backchannel_logout_session_required"] != true {
+		t.Errorf("create with logout flags: %v", rc)
+	}
+	l.fails("backchannel_logout_uri", "clients", "create", "--name", "Bad", "--redirect-uri", "https://rp.example/cb", "--backchannel-logout-uri", "http://rp.example/bc")
 }
 
 func TestKeysCommands(t *testing.T) {
 	l := newLatch(t)
 	before := l.ok("keys", "list")
-	if strings.Count(before, "ES256") != 1 || !strings.Contains(before, "true") {
-		t.Fatalf("keys list on a fresh database:\n%s", before)
+	if strings.Count(before, "ES256") != 1 || strings.Count(before, "RS256") != 1 || strings.Count(before, "true") != 2 {
+		t.Fatalf("keys list on a fresh database (one current key per algorithm, made at start):\n%s", before)
 	}
-	out := l.ok("keys", "rotate", "--retire-after", "2h")
+	// By default a manual rotation pre-publishes (keys.pre_publication):
+	// the new key is listed but not yet signing.
+	out := l.ok("keys", "rotate")
 	kid := regexp.MustCompile(`key (\S+) signs`).FindStringSubmatch(out)
 	if kid == nil {
 		t.Fatalf("rotate: %s", out)
 	}
-	after := l.ok("keys", "list")
-	if strings.Count(after, "ES256") != 2 || !strings.Contains(after, kid[1]) {
-		t.Errorf("keys list after rotate:\n%s", after)
+	if line := lineWith(l.ok("keys", "list"), kid[1]); !strings.Contains(line, "false") {
+		t.Errorf("a default rotation must pre-publish, not sign at once: %q", line)
 	}
-	lines := strings.Split(strings.TrimSpace(after), "\n")
-	if !strings.HasPrefix(lines[1], kid[1]) || !strings.Contains(lines[1], "true") || strings.Contains(lines[2], "true") {
-		t.Errorf("the new key must be current and the old one not:\n%s", after)
+	out = l.ok("keys", "rotate", "--pre-publish", "0", "--retire-after", "2h")
+	kid = regexp.MustCompile(`key (\S+) signs`).FindStringSubmatch(out)
+	if kid == nil {
+		t.Fatalf("rotate: %s", out)
+	}
+	after := l.ok("keys", "list")
+	if strings.Count(after, "ES256") != 3 || !strings.Contains(lineWith(after, kid[1]), "true") || strings.Count(after, "true") != 2 {
+		t.Errorf("the new key must be the one current ES256 key:\n%s", after)
 	}
 	l.fails("--alg must be", "keys", "rotate", "--alg", "HS256")
+	// Retiring old keys before the tokens they signed expire is refused.
+	l.fails("shorter than the longest token lifetime", "keys", "rotate", "--retire-after", "0s")
+}
+
+func lineWith(text, s string) string {
+	for _, line := range strings.Split(text, "\n") {
+		if strings.Contains(line, s) {
+			return line
+		}
+	}
+	return ""
 }
 
 func TestAPIKeyCommands(t *testing.T) {

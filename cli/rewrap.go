@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/latchhq/latch/audit"
 	"github.com/latchhq/latch/config"
 	"github.com/latchhq/latch/keys"
 )
@@ -22,8 +23,11 @@ func newRewrap(e *env) *cobra.Command {
 		Short: "Re-encrypt every signing key under a new master key (one transaction)",
 		Long: "Re-encrypts all private signing keys, retired ones included, from the current\n" +
 			"master key to the one given with --new-master-key or " + envNewMasterKey + ".\n" +
-			"Stop every instance first and restart them with LATCH_MASTER_KEY set to the new\n" +
-			"key. The data key (behind client-secret and API-key hashes, code and refresh-token\n" +
+			"Instances may keep running: then restart them one by one with LATCH_MASTER_KEY\n" +
+			"set to the new key. Until restarted, an instance keeps signing with the keys it\n" +
+			"holds, verifies keys made since, and refuses to make or rotate keys (it logs\n" +
+			"why), so no key is ever sealed under the old master key after the rewrap.\n" +
+			"The data key (behind client-secret and API-key hashes, code and refresh-token\n" +
 			"HMACs and DPoP nonces) is re-sealed too, so nothing issued before becomes invalid.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -42,11 +46,12 @@ func newRewrap(e *env) *cobra.Command {
 				return err
 			}
 			defer a.Close()
-			n, err := a.Keys.Rewrap(cmd.Context(), keys.NewSealer(next))
+			ctx := audit.WithActor(cmd.Context(), audit.ActorCLI, e.osUser())
+			n, err := a.Keys.Rewrap(ctx, keys.NewSealer(next))
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "rewrapped %d signing keys; restart every instance with the new LATCH_MASTER_KEY\n", n)
+			fmt.Fprintf(e.stdout, "rewrapped %d keys; restart every instance, one at a time, with the new LATCH_MASTER_KEY\n", n)
 			return nil
 		},
 	}

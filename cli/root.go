@@ -9,17 +9,24 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/latchhq/latch/app"
 	"github.com/latchhq/latch/config"
+	"github.com/latchhq/latch/migrations"
 )
 
-// Version is set at build time with -ldflags "-X .../cli.Version=v1.2.3".
-var Version = ""
+// Version and Commit are set at build time by scripts/release.sh with
+// -ldflags "-X github.com/latchhq/latch/cli.Version=v1.2.3 -X ...cli.Commit=<sha>".
+var (
+	Version = ""
+	Commit  = ""
+)
 
 // env is the process environment, read once in Execute.
 type env struct {
@@ -73,7 +80,7 @@ func newRoot(e *env) *cobra.Command {
 
 // extraCommands lets sibling files add command groups without editing
 // newRoot.
-var extraCommands = []func(*env) *cobra.Command{newClients, newKeys, newAPIKey, newJanitor, newRegistrationTokens}
+var extraCommands = []func(*env) *cobra.Command{newClients, newKeys, newAPIKey, newJanitor, newBackup, newRegistrationTokens}
 
 func (e *env) loadConfig(cmd *cobra.Command) (*config.Config, error) {
 	return config.Load(config.LoadOptions{Environ: e.environ, Flags: cmd.Flags()})
@@ -104,6 +111,7 @@ func newMigrate(e *env) *cobra.Command {
 		Short: "Apply pending database migrations (under an advisory lock on PostgreSQL)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SetContext(e.migrationProgress(cmd.Context()))
 			a, err := e.openApp(cmd, true)
 			if err != nil {
 				return err
@@ -119,16 +127,48 @@ func newMigrate(e *env) *cobra.Command {
 	}
 }
 
+// lockReportEvery is how often a migration waiting for another
+// instance's lock says it is still waiting.
+const lockReportEvery = 5 * time.Second
+
+// migrationProgress makes migrations run under ctx print a line when they
+// must wait for another instance's migration lock, and every few seconds
+// while they wait, instead of hanging silently for up to five minutes.
+func (e *env) migrationProgress(ctx context.Context) context.Context {
+	return migrations.WithLockWait(ctx, lockReportEvery, func(waited time.Duration) {
+		if waited == 0 {
+			fmt.Fprintln(e.stderr, "latch: waiting for the migration lock: another `latch migrate` or `latch serve --migrate` is migrating this database; this continues once it finishes")
+			return
+		}
+		fmt.Fprintf(e.stderr, "latch: still waiting for the migration lock after %s (giving up after 5m)\n", waited.Round(time.Second))
+	})
+}
+
 func newVersion(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			fmt.Fprintf(e.stdout, "latch %s\n", version())
+			fmt.Fprintf(e.stdout, "latch %s (commit %s, %s)\n", version(), commit(), runtime.Version())
 			return nil
 		},
 	}
+}
+
+// commit is the embedded commit, else the one the go tool stamped.
+func commit() string {
+	if Commit != "" {
+		return Commit
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+	}
+	return "unknown"
 }
 
 func version() string {

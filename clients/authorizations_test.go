@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -55,10 +56,18 @@ func TestRememberedAuthorizationAndPromptNone(t *testing.T) {
 		t.Errorf("prompt=none without remember: %s, want consent_required", loc)
 	}
 
+	// Both clients hold live tokens of ann's, so both are listed; only the
+	// first is remembered.
 	status, out := env.API("GET", "/api/users/ann/authorizations", nil)
 	list, _ := out["authorizations"].([]any)
-	if status != http.StatusOK || len(list) != 1 || list[0].(map[string]any)["client_id"] != web.ID {
-		t.Fatalf("authorizations: %d %v, want one for %s", status, out, web.ID)
+	if status != http.StatusOK || len(list) != 2 {
+		t.Fatalf("authorizations: %d %v, want two", status, out)
+	}
+	for _, item := range list {
+		a := item.(map[string]any)
+		if (a["client_id"] == web.ID) != (a["remembered"] == true) {
+			t.Errorf("remembered flag wrong: %v", a)
+		}
 	}
 	if status, out := env.API("GET", "/api/users/nobody/authorizations", nil); status != http.StatusOK || len(out["authorizations"].([]any)) != 0 {
 		t.Errorf("no authorizations: %d %v, want 200 []", status, out)
@@ -95,5 +104,117 @@ func TestRevokingAuthorizationRevokesOnlyThatUsersTokens(t *testing.T) {
 	}
 	if status, _ := env.API("DELETE", "/api/users/ann/authorizations/"+web.ID, nil); status != http.StatusNotFound {
 		t.Errorf("second revoke: %d, want 404", status)
+	}
+}
+
+// TestRevokingUnrememberedGrant: a user who approved without remember still
+// holds live tokens, and DELETE must revoke them and commit (it answered
+// 404 and rolled the revocation back).
+func TestRevokingUnrememberedGrant(t *testing.T) {
+	env := latchtest.Start(t, latchtest.Options{})
+	web := env.WebClient("client_secret_basic")
+	r := env.NewRP(web)
+	tok := r.Login(t, latchtest.NewBrowser(t), []string{"openid", "offline_access"}, map[string]any{"user": "cid"})
+
+	if status, out := env.API("DELETE", "/api/users/cid/authorizations/"+web.ID, nil); status != http.StatusNoContent {
+		t.Fatalf("revoke an unremembered grant: %d %v, want 204", status, out)
+	}
+	if introspectActive(t, env, tok.AccessToken) {
+		t.Error("access token still active after the revocation")
+	}
+	if _, err := r.Refresh(tok.RefreshToken); err == nil {
+		t.Error("refresh token still works after the revocation")
+	}
+	// Nothing left to revoke; an unknown client has nothing either.
+	if status, _ := env.API("DELETE", "/api/users/cid/authorizations/"+web.ID, nil); status != http.StatusNotFound {
+		t.Errorf("second revoke: %d, want 404", status)
+	}
+	if status, _ := env.API("DELETE", "/api/users/cid/authorizations/no-such-client", nil); status != http.StatusNotFound {
+		t.Errorf("revoke for an unknown client: %d, want 404", status)
+	}
+}
+
+// TestConnectedAppsListsUnrememberedGrants: the list a host app builds a
+// "connected apps" page from holds every client with live tokens of the
+// user, with scopes, remembered, first and last use; a grant whose tokens
+// all ended drops out.
+func TestConnectedAppsListsUnrememberedGrants(t *testing.T) {
+	env := latchtest.Start(t, latchtest.Options{})
+	mail, notes := env.WebClient("client_secret_basic"), env.WebClient("client_secret_basic")
+	mr, nr := env.NewRP(mail), env.NewRP(notes)
+	before := time.Now().Add(-time.Second)
+	tok := mr.Login(t, latchtest.NewBrowser(t), []string{"openid", "offline_access"}, map[string]any{"user": "dee"})
+	nr.Login(t, latchtest.NewBrowser(t), []string{"openid", "profile"}, map[string]any{"user": "dee", "remember": true})
+	if _, err := mr.Refresh(tok.RefreshToken); err != nil {
+		t.Fatal(err)
+	}
+
+	status, out := env.API("GET", "/api/users/dee/authorizations", nil)
+	list, _ := out["authorizations"].([]any)
+	if status != http.StatusOK || len(list) != 2 {
+		t.Fatalf("connected apps: %d %v", status, out)
+	}
+	byID := map[any]map[string]any{}
+	for _, item := range list {
+		byID[item.(map[string]any)["client_id"]] = item.(map[string]any)
+	}
+	m := byID[mail.ID]
+	if m == nil || m["remembered"] != false || m["live_tokens"] != true || m["user"] != "dee" {
+		t.Fatalf("unremembered grant: %v", m)
+	}
+	if scopes, _ := m["scopes"].([]any); len(scopes) != 2 || !slices.Contains(scopes, any("offline_access")) {
+		t.Errorf("scopes %v, want openid offline_access", m["scopes"])
+	}
+	first, err1 := time.Parse(time.RFC3339Nano, m["first_used_at"].(string))
+	last, err2 := time.Parse(time.RFC3339Nano, m["last_used_at"].(string))
+	if err1 != nil || err2 != nil || first.Before(before) || !last.After(first) {
+		t.Errorf("first %v last %v: want the exchange, then the later refresh", m["first_used_at"], m["last_used_at"])
+	}
+	if n := byID[notes.ID]; n == nil || n["remembered"] != true || n["created_at"] == nil {
+		t.Errorf("remembered grant: %v", n)
+	}
+}
+
+// TestRevokeEverythingAUserGranted: DELETE /api/users/{user}/authorizations
+// revokes remembered and unremembered grants alike, leaves other users'
+// alone, and is idempotent.
+func TestRevokeEverythingAUserGranted(t *testing.T) {
+	env := latchtest.Start(t, latchtest.Options{})
+	a, b := env.WebClient("client_secret_basic"), env.WebClient("client_secret_basic")
+	ra, rb := env.NewRP(a), env.NewRP(b)
+	scopes := []string{"openid", "offline_access"}
+	eveA := ra.Login(t, latchtest.NewBrowser(t), scopes, map[string]any{"user": "eve", "remember": true})
+	eveB := rb.Login(t, latchtest.NewBrowser(t), scopes, map[string]any{"user": "eve"})
+	fay := ra.Login(t, latchtest.NewBrowser(t), scopes, map[string]any{"user": "fay", "remember": true})
+
+	if status, _ := env.APIWithKey("", "DELETE", "/api/users/eve/authorizations", nil); status != http.StatusUnauthorized {
+		t.Fatalf("without API key: %d", status)
+	}
+	if status, out := env.API("DELETE", "/api/users/eve/authorizations", nil); status != http.StatusNoContent {
+		t.Fatalf("revoke all: %d %v", status, out)
+	}
+	for name, rt := range map[string]struct {
+		r   *latchtest.RP
+		tok string
+	}{"remembered": {ra, eveA.RefreshToken}, "unremembered": {rb, eveB.RefreshToken}} {
+		if _, err := rt.r.Refresh(rt.tok); err == nil {
+			t.Errorf("%s grant still refreshes after revoke-all", name)
+		}
+	}
+	if introspectActive(t, env, eveB.AccessToken) {
+		t.Error("access token still active after revoke-all")
+	}
+	if _, out := env.API("GET", "/api/users/eve/authorizations", nil); len(out["authorizations"].([]any)) != 0 {
+		t.Errorf("after revoke-all: %v", out)
+	}
+	if _, err := ra.Refresh(fay.RefreshToken); err != nil {
+		t.Errorf("another user's grant broke: %v", err)
+	}
+	if status, _ := env.API("DELETE", "/api/users/eve/authorizations", nil); status != http.StatusNoContent {
+		t.Errorf("second revoke-all: %d", status)
+	}
+	_, out := env.API("GET", "/api/audit?event=authorization.revoked&user=eve", nil)
+	if evs, _ := out["events"].([]any); len(evs) != 2 {
+		t.Errorf("audit: want one revocation per client: %v", out)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/url"
 	"regexp"
 	"slices"
@@ -33,15 +32,20 @@ type Service struct {
 	hasher *secret.Hasher
 	scopes *scopes.Registry
 	audit  *audit.Recorder
-	// audienceOK says whether a client may name an audience; nil accepts
-	// any.
-	audienceOK func(string) bool
+	// audience says whether a client may name a value in its audience.
+	audience func(string) bool
+	// allowLoopback accepts loopback http back-channel logout URIs.
+	allowLoopback bool
 }
 
 // New builds the service. Create works with any Store; the management
-// methods need a ManageStore.
-func New(store Store, hasher *secret.Hasher, reg *scopes.Registry) *Service {
-	return &Service{store: store, hasher: hasher, scopes: reg}
+// methods need a ManageStore. audience accepts the values a client's
+// audience may hold: the issuer and registered resources (SPEC §4); nil
+// accepts none. It matters because a token's audience decides who may
+// introspect and accept it: a client naming another client's id, or
+// another API, would mint tokens for them.
+func New(store Store, hasher *secret.Hasher, reg *scopes.Registry, audience func(string) bool) *Service {
+	return &Service{store: store, hasher: hasher, scopes: reg, audience: audience}
 }
 
 // WithAudit makes the service record what it changes.
@@ -51,11 +55,11 @@ func (s *Service) WithAudit(r *audit.Recorder) *Service {
 	return &c
 }
 
-// WithAudiences makes the service accept only audiences ok accepts (SPEC
-// §4: registered resources or the issuer).
-func (s *Service) WithAudiences(ok func(string) bool) *Service {
+// WithLoopbackOutbound accepts http://127.0.0.1 back-channel logout URIs,
+// for when outbound requests may reach loopback (tests only).
+func (s *Service) WithLoopbackOutbound(allow bool) *Service {
 	c := *s
-	c.audienceOK = ok
+	c.allowLoopback = allow
 	return &c
 }
 
@@ -89,6 +93,22 @@ type Metadata struct {
 	// RequirePushedAuthRequests refuses this client authorization requests
 	// that were not pushed first (RFC 9126 §6).
 	RequirePushedAuthRequests bool `json:"require_pushed_authorization_requests"`
+	// PostLogoutRedirectURIs are where /oauth2/logout may send the browser
+	// back (RP-Initiated Logout 1.0), compared exactly.
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris"`
+	// BackchannelLogoutURI receives logout tokens (Back-Channel Logout
+	// 1.0); BackchannelLogoutSessionRequired asks for sid in them.
+	BackchannelLogoutURI             string `json:"backchannel_logout_uri"`
+	BackchannelLogoutSessionRequired bool   `json:"backchannel_logout_session_required"`
+	// AllowedCORSOrigins are the exact browser origins that may call the
+	// token, revocation and userinfo endpoints as this client.
+	AllowedCORSOrigins []string `json:"allowed_cors_origins"`
+	// ApplicationType is "web" or "native" (OpenID Connect Registration
+	// §2); empty infers it from the redirect URIs.
+	ApplicationType string `json:"application_type"`
+	// RefreshReuseInterval (seconds) overrides the server's refresh reuse
+	// interval for this client; 0 keeps the server's.
+	RefreshReuseInterval int `json:"refresh_reuse_interval"`
 }
 
 // InvalidError names the metadata field at fault (RFC 7591 §3.2.2 codes).
@@ -211,9 +231,30 @@ func (s *Service) Build(m Metadata) (*storage.Client, error) {
 		return nil, invalid("redirect_uris", "only clients using authorization_code have redirect URIs")
 	}
 	for _, u := range m.RedirectURIs {
-		if err := checkRedirectURI(u); err != nil {
+		if err := checkRedirectURI("redirect_uris", u); err != nil {
 			return nil, err
 		}
+	}
+	if len(m.PostLogoutRedirectURIs) > 20 {
+		return nil, invalid("post_logout_redirect_uris", "at most 20")
+	}
+	for _, u := range m.PostLogoutRedirectURIs {
+		if err := checkRedirectURI("post_logout_redirect_uris", u); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.checkBackchannelURI(m.BackchannelLogoutURI); err != nil {
+		return nil, err
+	}
+	appType, err := applicationType(m.ApplicationType, m.RedirectURIs)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkCORSOrigins(m.AllowedCORSOrigins); err != nil {
+		return nil, err
+	}
+	if m.RefreshReuseInterval < 0 || m.RefreshReuseInterval > MaxRefreshReuseInterval {
+		return nil, invalid("refresh_reuse_interval", "must be between 0 and %d seconds", MaxRefreshReuseInterval)
 	}
 	scopeList := strings.Fields(m.Scope)
 	if m.Scope == "" {
@@ -236,13 +277,11 @@ func (s *Service) Build(m Metadata) (*storage.Client, error) {
 	if err := checkContacts(m.Contacts); err != nil {
 		return nil, err
 	}
+	if err := s.checkAudience(m.Audience); err != nil {
+		return nil, err
+	}
 	if len(m.Owner) > 255 {
 		return nil, invalid("owner", "must be at most 255 characters")
-	}
-	for _, a := range m.Audience {
-		if s.audienceOK != nil && !s.audienceOK(a) {
-			return nil, invalid("audience", "%q is neither a registered resource nor the issuer", a)
-		}
 	}
 	if m.ClientID != "" && !clientIDPattern.MatchString(m.ClientID) {
 		return nil, invalid("client_id", "must be 1 to 100 characters from A-Z a-z 0-9 . _ ~ -")
@@ -258,43 +297,147 @@ func (s *Service) Build(m Metadata) (*storage.Client, error) {
 		LogoURI: m.LogoURI, ClientURI: m.ClientURI, PolicyURI: m.PolicyURI, TOSURI: m.TOSURI,
 		Contacts: m.Contacts, Owner: m.Owner, IDTokenSignedResponseAlg: m.IDTokenSignedResponseAlg,
 		TokenEndpointAuthSigningAlg: m.TokenEndpointAuthSigningAlg, DPoPBoundAccessTokens: m.DPoPBoundAccessTokens,
-		RequirePushedAuthRequests: m.RequirePushedAuthRequests,
+		RequirePushedAuthRequests: m.RequirePushedAuthRequests, PostLogoutRedirectURIs: m.PostLogoutRedirectURIs,
+		BackchannelLogoutURI: m.BackchannelLogoutURI, BackchannelLogoutSessionRequired: m.BackchannelLogoutSessionRequired,
+		AllowedCORSOrigins: m.AllowedCORSOrigins, ApplicationType: appType, RefreshReuseInterval: m.RefreshReuseInterval,
 	}, nil
 }
 
 // checkRedirectURI allows https, loopback http for native apps (RFC 8252
-// §7.3; any port at use time), and private-use schemes (§7.1). No fragments,
-// no wildcards, and no "localhost" (OAuth 2.1 calls it NOT RECOMMENDED and
-// fosite's port rule only covers IP literals).
-func checkRedirectURI(raw string) error {
+// §7.3; any port at use time; `localhost` too, which MCP and CLI clients
+// use, although RFC 8252 §8.3 prefers IP literals), and private-use
+// schemes (§7.1). No fragments, no wildcards.
+// The same rules hold for post_logout_redirect_uris (field names which).
+func checkRedirectURI(field, raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" {
-		return invalid("redirect_uris", "%q is not an absolute URI", raw)
+		return invalid(field, "%q is not an absolute URI", raw)
 	}
 	if u.Fragment != "" || strings.Contains(raw, "#") {
-		return invalid("redirect_uris", "%q must not contain a fragment", raw)
+		return invalid(field, "%q must not contain a fragment", raw)
 	}
 	if strings.Contains(raw, "*") {
-		return invalid("redirect_uris", "%q must not contain wildcards", raw)
+		return invalid(field, "%q must not contain wildcards", raw)
 	}
 	switch u.Scheme {
 	case "https":
 		if u.Host == "" {
-			return invalid("redirect_uris", "%q has no host", raw)
+			return invalid(field, "%q has no host", raw)
 		}
 	case "http":
-		host := u.Hostname()
-		if host == "localhost" {
-			return invalid("redirect_uris", "%q: use 127.0.0.1 or [::1] instead of localhost (RFC 8252 §8.3)", raw)
-		}
-		ip := net.ParseIP(host)
-		if ip == nil || !ip.IsLoopback() {
-			return invalid("redirect_uris", "%q: http is only allowed for loopback addresses", raw)
+		if !storage.IsLoopbackHost(u.Hostname()) {
+			return invalid(field, "%q: http is only allowed for loopback addresses", raw)
 		}
 	default:
 		// Private-use schemes are reverse domain names (RFC 8252 §7.1).
 		if !strings.Contains(u.Scheme, ".") {
-			return invalid("redirect_uris", "%q: custom schemes must be reverse domain names such as com.example.app", raw)
+			return invalid(field, "%q: custom schemes must be reverse domain names such as com.example.app", raw)
+		}
+	}
+	return nil
+}
+
+// checkBackchannelURI allows an absolute https URL without fragment
+// (Back-Channel Logout 1.0 §2.2), and loopback http only where outbound
+// fetches may reach loopback (tests, local development): Latch itself
+// posts to it, so it must be a place the outbound client may go.
+func (s *Service) checkBackchannelURI(raw string) error {
+	const field = "backchannel_logout_uri"
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" || u.User != nil {
+		return invalid(field, "must be an absolute URL")
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return invalid(field, "must not contain a fragment")
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if s.allowLoopback && storage.IsLoopbackHost(u.Hostname()) {
+			return nil
+		}
+	}
+	return invalid(field, "must be an https URL")
+}
+
+// MaxRefreshReuseInterval bounds a client's refresh_reuse_interval: the
+// interval is for a retry or two racing tabs, not a second credential.
+const MaxRefreshReuseInterval = 300
+
+// Application types (OpenID Connect Registration §2).
+const (
+	AppWeb    = "web"
+	AppNative = "native"
+)
+
+// applicationType validates the registered application_type against the
+// redirect URIs as OpenID Connect Registration §2 says: a native client
+// redirects to loopback http or a private-use scheme, a web client to
+// https. Without one, the redirect URIs decide (all https: web; all
+// loopback or private-use: native); a client that mixes both kinds keeps
+// an empty type and the rules it was registered under before the field
+// existed, so no existing registration stops validating.
+func applicationType(t string, redirects []string) (string, error) {
+	web, native := 0, 0
+	for _, r := range redirects {
+		if strings.HasPrefix(r, "https://") {
+			web++
+		} else {
+			native++
+		}
+	}
+	switch t {
+	case AppWeb:
+		if native > 0 {
+			return "", invalid("redirect_uris", "a web application redirects to https URLs only; register application_type native for loopback or private-use scheme redirects")
+		}
+	case AppNative:
+		if web > 0 {
+			return "", invalid("redirect_uris", "a native application redirects to loopback http or private-use scheme URIs only (OpenID Connect Registration §2)")
+		}
+	case "":
+		switch {
+		case native == 0:
+			return AppWeb, nil
+		case web == 0:
+			return AppNative, nil
+		}
+	default:
+		return "", invalid("application_type", "must be web or native")
+	}
+	return t, nil
+}
+
+// maxCORSOrigins bounds allowed_cors_origins.
+const maxCORSOrigins = 20
+
+// checkCORSOrigins accepts exact origins as browsers send them: https (or
+// http on a loopback host), a lowercase host, a port only when it is not
+// the default, and nothing else. Anything else could never match an
+// Origin header, so it is refused rather than silently useless.
+func checkCORSOrigins(origins []string) error {
+	if len(origins) > maxCORSOrigins {
+		return invalid("allowed_cors_origins", "at most %d origins", maxCORSOrigins)
+	}
+	for _, o := range origins {
+		u, err := url.Parse(o)
+		bad := err != nil || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil ||
+			strings.HasSuffix(o, "/") || strings.Contains(o, "?") || strings.Contains(o, "#") || u.Scheme+"://"+u.Host != o
+		if bad {
+			return invalid("allowed_cors_origins", "%q is not an origin (scheme://host[:port], no path)", o)
+		}
+		if u.Host != strings.ToLower(u.Host) || strings.Contains(o, "*") {
+			return invalid("allowed_cors_origins", "%q: the host must be lowercase and exact (no wildcards)", o)
+		}
+		switch {
+		case u.Scheme == "https" && u.Port() != "443":
+		case u.Scheme == "http" && storage.IsLoopbackHost(u.Hostname()) && u.Port() != "80":
+		default:
+			return invalid("allowed_cors_origins", "%q: must be https (http only on loopback), without its default port", o)
 		}
 	}
 	return nil
@@ -344,6 +487,15 @@ func checkAlgs(m Metadata) error {
 	return nil
 }
 
+func (s *Service) checkAudience(aud []string) error {
+	for _, a := range aud {
+		if s.audience == nil || !s.audience(a) {
+			return invalid("audience", "%q is neither this server's issuer nor a registered resource", a)
+		}
+	}
+	return nil
+}
+
 func checkContacts(contacts []string) error {
 	if len(contacts) > 20 {
 		return invalid("contacts", "at most 20 contacts")
@@ -361,5 +513,6 @@ func checkContacts(contacts []string) error {
 func clientDetails(c *storage.Client) map[string]any {
 	return map[string]any{"client_name": c.Name, "owner": c.Owner, "redirect_uris": c.RedirectURIs,
 		"grant_types": c.GrantTypes, "scope": c.Scope, "token_endpoint_auth_method": c.TokenEndpointAuthMethod,
-		"dpop_bound_access_tokens": c.DPoPBoundAccessTokens, "require_pushed_authorization_requests": c.RequirePushedAuthRequests}
+		"dpop_bound_access_tokens": c.DPoPBoundAccessTokens, "require_pushed_authorization_requests": c.RequirePushedAuthRequests,
+		"post_logout_redirect_uris": c.PostLogoutRedirectURIs, "backchannel_logout_uri": c.BackchannelLogoutURI}
 }

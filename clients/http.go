@@ -1,8 +1,10 @@
 package clients
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"time"
 
@@ -25,6 +27,7 @@ func (s *Service) Register(g *echo.Group) {
 	g.POST("/clients/:client_id/secret", s.handleRotate)
 	g.GET("/users/:user/authorizations", s.handleListAuthorizations)
 	g.DELETE("/users/:user/authorizations/:client_id", s.handleRevokeAuthorization)
+	g.DELETE("/users/:user/authorizations", s.handleRevokeAllAuthorizations)
 }
 
 // request is the JSON form of Metadata: jwks travels as an object.
@@ -57,11 +60,14 @@ type View struct {
 	// is shown too: a reader must see that a client is not constrained.
 	DPoPBoundAccessTokens     bool `json:"dpop_bound_access_tokens"`
 	RequirePushedAuthRequests bool `json:"require_pushed_authorization_requests"`
+	// Likewise a reader sees that a client asked for no sid.
+	BackchannelLogoutSessionRequired bool `json:"backchannel_logout_session_required"`
 }
 
 // NewView wraps c; plain is its secret when just issued.
 func NewView(c *storage.Client, plain string) View {
-	v := View{Client: c, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens, RequirePushedAuthRequests: c.RequirePushedAuthRequests}
+	v := View{Client: c, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens, RequirePushedAuthRequests: c.RequirePushedAuthRequests,
+		BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired}
 	if c.JWKS != "" {
 		v.JWKS = json.RawMessage(c.JWKS)
 	}
@@ -145,26 +151,33 @@ func (s *Service) handleGet(c echo.Context) error {
 }
 
 // handlePatch applies the fields present in the body over the stored
-// metadata (JSON merge), then validates the result as a whole.
+// metadata (JSON merge), then validates the result as a whole. The body is
+// read first and merged inside the write's transaction, over the row as it
+// is now: never over a cached copy another instance's change has outdated.
 func (s *Service) handlePatch(c echo.Context) error {
-	ctx := c.Request().Context()
-	id := c.Param("client_id")
-	cl, err := s.Get(ctx, id)
+	r := c.Request()
+	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		return httpError(err)
+		var maxErr *http.MaxBytesError
+		if errors.As(err, &maxErr) {
+			return &apierror.Error{Status: http.StatusRequestEntityTooLarge, Code: "invalid_request", Description: "body too large"}
+		}
+		return apierror.BadRequest("could not read the body")
 	}
-	req := request{Metadata: MetadataOf(cl)}
-	if cl.JWKS != "" {
-		req.JWKS = json.RawMessage(cl.JWKS)
-	}
-	if err := approval.DecodeJSON(c.Request(), &req, true); err != nil {
+	updated, err := s.Patch(r.Context(), c.Param("client_id"), func(m *Metadata) error {
+		req := request{Metadata: *m}
+		if m.JWKS != "" {
+			req.JWKS = json.RawMessage(m.JWKS)
+		}
+		again := r.Clone(r.Context())
+		again.Body = io.NopCloser(bytes.NewReader(body))
+		if err := approval.DecodeJSON(again, &req, true); err != nil {
+			return err
+		}
+		merged, err := req.metadata()
+		*m = merged
 		return err
-	}
-	m, err := req.metadata()
-	if err != nil {
-		return httpError(err)
-	}
-	updated, err := s.Update(ctx, id, m)
+	})
 	if err != nil {
 		return httpError(err)
 	}
@@ -216,7 +229,7 @@ func (s *Service) handleRotate(c echo.Context) error {
 
 // AuthorizationsPage is GET /api/users/{user}/authorizations's answer.
 type AuthorizationsPage struct {
-	Authorizations []storage.Authorization `json:"authorizations"`
+	Authorizations []storage.UserGrant `json:"authorizations"`
 }
 
 func (s *Service) handleListAuthorizations(c echo.Context) error {
@@ -225,15 +238,41 @@ func (s *Service) handleListAuthorizations(c echo.Context) error {
 		return httpError(err)
 	}
 	if list == nil {
-		list = []storage.Authorization{}
+		list = []storage.UserGrant{}
 	}
 	return c.JSON(http.StatusOK, AuthorizationsPage{Authorizations: list})
+}
+
+func (s *Service) handleRevokeAllAuthorizations(c echo.Context) error {
+	_, err := s.RevokeAllAuthorizations(c.Request().Context(), c.Param("user"))
+	if err := revocationFailed(err); err != nil {
+		return err
+	}
+	if err != nil {
+		return httpError(err)
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// revocationFailed is the answer to a revocation the database aborted
+// (deadlock, after the store's own retries) or could not reach: what was
+// revoked stays revoked, and a retry finishes the rest. Not httpError's
+// 409, which speaks of client ids. nil for any other outcome.
+func revocationFailed(err error) error {
+	if storage.IsConflict(err) || errors.Is(err, storage.ErrUnavailable) {
+		return &apierror.Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable",
+			Description: "the revocation could not complete; retry", Cause: err}
+	}
+	return nil
 }
 
 func (s *Service) handleRevokeAuthorization(c echo.Context) error {
 	err := s.RevokeAuthorization(c.Request().Context(), c.Param("user"), c.Param("client_id"))
 	if storage.IsNotFound(err) {
 		return apierror.NotFound("this user has no authorization for this client")
+	}
+	if err := revocationFailed(err); err != nil {
+		return err
 	}
 	if err != nil {
 		return httpError(err)

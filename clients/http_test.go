@@ -2,6 +2,7 @@ package clients_test
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -197,7 +198,19 @@ func TestCreateClientValidation(t *testing.T) {
 		field string
 	}{
 		{"http redirect to a public host", with("redirect_uris", []string{"http://a.example/cb"}), "invalid_redirect_uri", "loopback"},
-		{"localhost redirect", with("redirect_uris", []string{"http://localhost:8080/cb"}), "invalid_redirect_uri", "localhost"},
+		{"localhost for a web application", map[string]any{"redirect_uris": []string{"http://localhost:8080/cb"}, "application_type": "web"}, "invalid_redirect_uri", "web application"},
+		{"https for a native application", map[string]any{"redirect_uris": []string{"https://a.example/cb"}, "application_type": "native"}, "invalid_redirect_uri", "native application"},
+		{"private-use scheme for a web application", map[string]any{"redirect_uris": []string{"com.example.app:/cb"}, "application_type": "web"}, "invalid_redirect_uri", "web application"},
+		{"unknown application type", with("application_type", "desktop"), "invalid_client_metadata", "application_type"},
+		{"http on a public host", with("redirect_uris", []string{"http://a.example/cb"}), "invalid_redirect_uri", "loopback"},
+		{"cors origin with a path", with("allowed_cors_origins", []string{"https://spa.example/app"}), "invalid_client_metadata", "allowed_cors_origins"},
+		{"cors origin with a trailing slash", with("allowed_cors_origins", []string{"https://spa.example/"}), "invalid_client_metadata", "allowed_cors_origins"},
+		{"cors origin wildcard", with("allowed_cors_origins", []string{"*"}), "invalid_client_metadata", "allowed_cors_origins"},
+		{"cors origin over http", with("allowed_cors_origins", []string{"http://spa.example"}), "invalid_client_metadata", "allowed_cors_origins"},
+		{"cors origin default port", with("allowed_cors_origins", []string{"https://spa.example:443"}), "invalid_client_metadata", "allowed_cors_origins"},
+		{"cors origin uppercase", with("allowed_cors_origins", []string{"https://SPA.example"}), "invalid_client_metadata", "allowed_cors_origins"},
+		{"negative reuse interval", with("refresh_reuse_interval", -1), "invalid_client_metadata", "refresh_reuse_interval"},
+		{"huge reuse interval", with("refresh_reuse_interval", 86400), "invalid_client_metadata", "refresh_reuse_interval"},
 		{"fragment", with("redirect_uris", []string{"https://a.example/cb#x"}), "invalid_redirect_uri", "fragment"},
 		{"wildcard", with("redirect_uris", []string{"https://*.a.example/cb"}), "invalid_redirect_uri", "wildcard"},
 		{"relative", with("redirect_uris", []string{"/cb"}), "invalid_redirect_uri", "absolute"},
@@ -447,5 +460,72 @@ func TestDeleteClientRevokesTokens(t *testing.T) {
 	}
 	if status, _ := env.API("DELETE", "/api/clients/"+id, nil); status != http.StatusNotFound {
 		t.Errorf("second delete: %d, want 404", status)
+	}
+}
+
+// TestRealClientMetadata: allowed_cors_origins, application_type and
+// refresh_reuse_interval are stored, shown and patched; a missing
+// application_type is inferred from the redirect URIs, and `localhost`
+// loopback redirects register (MCP and CLI clients use them).
+func TestRealClientMetadata(t *testing.T) {
+	env := latchtest.Start(t, latchtest.Options{})
+	status, out := env.API("POST", "/api/clients", map[string]any{"client_name": "SPA",
+		"redirect_uris": []string{"https://spa.example/cb"}, "token_endpoint_auth_method": "none",
+		"allowed_cors_origins": []string{"https://spa.example", "http://localhost:5173"}, "refresh_reuse_interval": 30,
+		"grant_types": []string{"authorization_code", "refresh_token"}})
+	if status != http.StatusCreated {
+		t.Fatalf("create: %d %v", status, out)
+	}
+	if out["application_type"] != "web" || out["refresh_reuse_interval"] != float64(30) ||
+		fmt.Sprint(out["allowed_cors_origins"]) != "[https://spa.example http://localhost:5173]" {
+		t.Errorf("created %v", out)
+	}
+	id := out["client_id"].(string)
+	status, out = env.API("PATCH", "/api/clients/"+id, map[string]any{"allowed_cors_origins": []string{"https://other.example"}, "refresh_reuse_interval": 0})
+	if status != http.StatusOK || fmt.Sprint(out["allowed_cors_origins"]) != "[https://other.example]" || out["refresh_reuse_interval"] != nil {
+		t.Errorf("patch: %d %v", status, out)
+	}
+	for _, tc := range []struct {
+		body map[string]any
+		want string
+	}{
+		{map[string]any{"redirect_uris": []string{"http://localhost/callback"}, "token_endpoint_auth_method": "none"}, "native"},
+		{map[string]any{"redirect_uris": []string{"com.example.app:/cb", "http://[::1]/cb"}, "application_type": "native"}, "native"},
+		{map[string]any{"redirect_uris": []string{"https://a.example/cb", "http://127.0.0.1/cb"}}, ""},
+	} {
+		status, out := env.API("POST", "/api/clients", tc.body)
+		if got, _ := out["application_type"].(string); status != http.StatusCreated || got != tc.want {
+			t.Errorf("%v: %d %v, want application_type %q", tc.body, status, out, tc.want)
+		}
+	}
+}
+
+// A client's audience decides who accepts and may introspect its tokens, so
+// it may name only this server's issuer (or, later, a registered resource):
+// never another client or an API Latch does not know.
+func TestClientAudienceRestricted(t *testing.T) {
+	env := latchtest.Start(t, latchtest.Options{})
+	machine := func(aud ...string) map[string]any {
+		return map[string]any{"client_name": "m", "grant_types": []string{"client_credentials"}, "audience": aud}
+	}
+	victim := env.RegisterClient(machine())
+	status, out := env.API("POST", "/api/clients", machine(env.URL))
+	if status != http.StatusCreated {
+		t.Fatalf("audience = issuer: %d %v", status, out)
+	}
+	id := out["client_id"].(string)
+	for _, aud := range []string{victim.ID, "https://api.other.example", env.URL + "/", ""} {
+		status, out := env.API("POST", "/api/clients", machine(env.URL, aud))
+		desc, _ := out["error_description"].(string)
+		if status != http.StatusBadRequest || out["error"] != "invalid_client_metadata" || !strings.HasPrefix(desc, "audience") {
+			t.Errorf("register with audience %q: %d %v, want 400 invalid_client_metadata naming audience", aud, status, out)
+		}
+		status, out = env.API("PATCH", "/api/clients/"+id, map[string]any{"audience": []string{aud}})
+		if status != http.StatusBadRequest || out["error"] != "invalid_client_metadata" {
+			t.Errorf("patch audience to %q: %d %v, want 400 invalid_client_metadata", aud, status, out)
+		}
+	}
+	if _, got := env.API("GET", "/api/clients/"+id, nil); len(got["audience"].([]any)) != 1 || got["audience"].([]any)[0] != env.URL {
+		t.Errorf("a refused PATCH changed the audience: %v", got["audience"])
 	}
 }

@@ -17,11 +17,16 @@ import (
 type ManageStore interface {
 	Store
 	Client(ctx context.Context, id string) (*storage.Client, error)
+	// ClientForUpdate reads past any cache and, inside InTx, holds the
+	// row until the transaction ends: every read that feeds a write uses it.
+	ClientForUpdate(ctx context.Context, id string) (*storage.Client, error)
+	InTx(ctx context.Context, fn func(ctx context.Context) error) error
 	ListClients(ctx context.Context, owner, after string, limit int) ([]storage.Client, error)
 	UpdateClient(ctx context.Context, c *storage.Client) error
 	DeleteClient(ctx context.Context, id string) error
 	RotateClientSecret(ctx context.Context, id, hash string, keepOldUntil *time.Time) error
-	ListAuthorizations(ctx context.Context, subject string) ([]storage.Authorization, error)
+	ListUserGrants(ctx context.Context, subject string) ([]storage.UserGrant, error)
+	UserGrantClients(ctx context.Context, subject string) ([]string, error)
 	DeleteAuthorization(ctx context.Context, subject, clientID string) error
 	Now() time.Time
 }
@@ -70,6 +75,9 @@ func MetadataOf(c *storage.Client) Metadata {
 		TOSURI: c.TOSURI, Contacts: c.Contacts, Owner: c.Owner, Audience: c.Audience,
 		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg, TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg,
 		DPoPBoundAccessTokens: c.DPoPBoundAccessTokens, RequirePushedAuthRequests: c.RequirePushedAuthRequests,
+		PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, BackchannelLogoutURI: c.BackchannelLogoutURI,
+		BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
+		AllowedCORSOrigins:               c.AllowedCORSOrigins, ApplicationType: c.ApplicationType, RefreshReuseInterval: c.RefreshReuseInterval,
 	}
 }
 
@@ -77,32 +85,50 @@ func MetadataOf(c *storage.Client) Metadata {
 // The authentication method cannot change: a public client has no secret
 // to start using, and a confidential one must not silently lose its own.
 func (s *Service) Update(ctx context.Context, id string, m Metadata) (*storage.Client, error) {
+	return s.Patch(ctx, id, func(cur *Metadata) error { *cur = m; return nil })
+}
+
+// Patch applies edit to the client's current metadata and stores the
+// result, as Update does. The current metadata is read from the database
+// with the row held until the write commits, so a change made meanwhile
+// through another instance (a removed redirect URI) is neither lost nor
+// undone by a copy read before it; the secret is never written here, so a
+// concurrent rotation always stands.
+func (s *Service) Patch(ctx context.Context, id string, edit func(*Metadata) error) (*storage.Client, error) {
 	ms, err := s.manage()
 	if err != nil {
 		return nil, err
 	}
-	old, err := ms.Client(ctx, id)
+	var c *storage.Client
+	err = ms.InTx(ctx, func(ctx context.Context) error {
+		old, err := ms.ClientForUpdate(ctx, id)
+		if err != nil {
+			return err
+		}
+		m := MetadataOf(old)
+		if err := edit(&m); err != nil {
+			return err
+		}
+		if m.ClientID != id {
+			return invalid("client_id", "cannot change")
+		}
+		if m.TokenEndpointAuthMethod == "" {
+			m.TokenEndpointAuthMethod = old.TokenEndpointAuthMethod
+		}
+		if m.TokenEndpointAuthMethod != old.TokenEndpointAuthMethod {
+			return invalid("token_endpoint_auth_method", "cannot change; register a new client instead")
+		}
+		if c, err = s.Build(m); err != nil {
+			return err
+		}
+		// The row keeps its secret (UpdateClient leaves those columns
+		// alone); the copy returned shows what is stored.
+		c.SecretHash, c.RotatedSecretHash, c.RotatedSecretExpiresAt = old.SecretHash, old.RotatedSecretHash, old.RotatedSecretExpiresAt
+		c.CreatedAt = old.CreatedAt
+		c.Dynamic, c.RegistrationTokenHash, c.ObtainedToken = old.Dynamic, old.RegistrationTokenHash, old.ObtainedToken
+		return ms.UpdateClient(ctx, c)
+	})
 	if err != nil {
-		return nil, err
-	}
-	if m.ClientID != id {
-		return nil, invalid("client_id", "cannot change")
-	}
-	if m.TokenEndpointAuthMethod == "" {
-		m.TokenEndpointAuthMethod = old.TokenEndpointAuthMethod
-	}
-	if m.TokenEndpointAuthMethod != old.TokenEndpointAuthMethod {
-		return nil, invalid("token_endpoint_auth_method", "cannot change; register a new client instead")
-	}
-	c, err := s.Build(m)
-	if err != nil {
-		return nil, err
-	}
-	// Settings this metadata does not carry stay as they were.
-	c.SecretHash, c.RotatedSecretHash, c.RotatedSecretExpiresAt = old.SecretHash, old.RotatedSecretHash, old.RotatedSecretExpiresAt
-	c.CreatedAt = old.CreatedAt
-	c.Dynamic, c.RegistrationTokenHash, c.ObtainedToken = old.Dynamic, old.RegistrationTokenHash, old.ObtainedToken
-	if err := ms.UpdateClient(ctx, c); err != nil {
 		return nil, err
 	}
 	s.audit.Record(ctx, audit.Event{Name: audit.ClientUpdated, ClientID: id, Details: clientDetails(c)})
@@ -133,13 +159,6 @@ func (s *Service) RotateSecret(ctx context.Context, id string, grace time.Durati
 	if grace < 0 || grace > MaxGracePeriod {
 		return "", nil, invalid("grace_period", "must be between 0 and %s", MaxGracePeriod)
 	}
-	c, err := ms.Client(ctx, id)
-	if err != nil {
-		return "", nil, err
-	}
-	if c.Public || c.TokenEndpointAuthMethod == "private_key_jwt" {
-		return "", nil, ErrNoSecret
-	}
 	plain := secret.New()
 	h, _ := s.hasher.Hash(ctx, []byte(plain))
 	var until *time.Time
@@ -147,7 +166,17 @@ func (s *Service) RotateSecret(ctx context.Context, id string, grace time.Durati
 		t := ms.Now().Add(grace).UTC()
 		until = &t
 	}
-	if err := ms.RotateClientSecret(ctx, id, string(h), until); err != nil {
+	err = ms.InTx(ctx, func(ctx context.Context) error {
+		c, err := ms.ClientForUpdate(ctx, id)
+		if err != nil {
+			return err
+		}
+		if c.Public || c.TokenEndpointAuthMethod == "private_key_jwt" {
+			return ErrNoSecret
+		}
+		return ms.RotateClientSecret(ctx, id, string(h), until)
+	})
+	if err != nil {
 		return "", nil, err
 	}
 	details := map[string]any{"grace_period": grace.String()}
@@ -155,13 +184,42 @@ func (s *Service) RotateSecret(ctx context.Context, id string, grace time.Durati
 	return plain, until, nil
 }
 
-// Authorizations lists what a user has let clients have.
-func (s *Service) Authorizations(ctx context.Context, user string) ([]storage.Authorization, error) {
+// Authorizations lists what a user has let clients have: every client with
+// live tokens or a remembered consent (a user's "connected apps").
+func (s *Service) Authorizations(ctx context.Context, user string) ([]storage.UserGrant, error) {
 	ms, err := s.manage()
 	if err != nil {
 		return nil, err
 	}
-	return ms.ListAuthorizations(ctx, user)
+	return ms.ListUserGrants(ctx, user)
+}
+
+// RevokeAllAuthorizations revokes everything a user granted: every
+// remembered consent and every code and token of theirs, client by client
+// under each grant's lock. It returns the clients revoked.
+func (s *Service) RevokeAllAuthorizations(ctx context.Context, user string) ([]string, error) {
+	ms, err := s.manage()
+	if err != nil {
+		return nil, err
+	}
+	ids, err := ms.UserGrantClients(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	var revoked []string
+	for _, id := range ids {
+		err := ms.DeleteAuthorization(ctx, user, id)
+		if storage.IsNotFound(err) {
+			// Nothing live was left for this client (a spent grant row).
+			continue
+		}
+		if err != nil {
+			return revoked, fmt.Errorf("revoke %s's grant to %s: %w", user, id, err)
+		}
+		revoked = append(revoked, id)
+		s.audit.Record(ctx, audit.Event{Name: audit.AuthorizationRevoked, User: user, ClientID: id, Details: map[string]any{"all": true}})
+	}
+	return revoked, nil
 }
 
 // RevokeAuthorization forgets a user's authorization of a client and

@@ -21,7 +21,8 @@ import (
 // Fields carry koanf tags; the dotted tag path of a leaf (e.g.
 // "tokens.code_lifetime") is its YAML location, and the same path upper-cased
 // with dots turned into underscores and prefixed with LATCH_ is its
-// environment variable. Fields tagged secret are never echoed in errors.
+// environment variable, unless an env tag names the variable deployments
+// already use. Fields tagged secret are never echoed in errors.
 type Config struct {
 	// Issuer is the OAuth/OIDC issuer identifier. When empty, Load derives
 	// "http://" + HTTP.Addr, which only validates for loopback addresses:
@@ -44,6 +45,7 @@ type Config struct {
 	Database DatabaseConfig `koanf:"database"`
 	Approval ApprovalConfig `koanf:"approval"`
 	Login    LoginConfig    `koanf:"login"`
+	Logout   LogoutConfig   `koanf:"logout"`
 	API      APIConfig      `koanf:"api"`
 	Tokens   TokensConfig   `koanf:"tokens"`
 	DPoP     DPoPConfig     `koanf:"dpop"`
@@ -102,6 +104,10 @@ type LimitsConfig struct {
 type AuditConfig struct {
 	// Retention is how long audit events are kept; 0 keeps them forever.
 	Retention time.Duration `koanf:"retention"`
+	// ExportSettle is how old an event must be before GET /api/audit?after=
+	// serves it, so that every insert numbered before it has committed or
+	// failed; audit inserts are cut off at a third of it.
+	ExportSettle time.Duration `koanf:"export_settle"`
 }
 
 // DPoPConfig tunes RFC 9449 proof checks.
@@ -173,6 +179,13 @@ type HTTPConfig struct {
 	// MaxBodyBytes caps request bodies; OAuth requests are small, so a
 	// low cap is cheap protection against memory exhaustion.
 	MaxBodyBytes int64 `koanf:"max_body_bytes"`
+	// AdminAddr, when set, moves /metrics and /api to a second listener,
+	// so operators can keep them off the public network. Its variable is
+	// LATCH_ADMIN_ADDR, the name deployments use.
+	AdminAddr string `koanf:"admin_addr" env:"LATCH_ADMIN_ADDR"`
+	// ShutdownTimeout bounds how long a stopping server waits for requests
+	// in flight before it closes their connections.
+	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
 }
 
 // DatabaseConfig selects the store and tunes its connection pool.
@@ -215,9 +228,35 @@ type LoginConfig struct {
 	SessionLifetime time.Duration `koanf:"session_lifetime"`
 }
 
+// LogoutConfig configures what ending a login session does (SPEC §3.8).
+type LogoutConfig struct {
+	// RevokeTokens says which grants issued under an ended login session
+	// are revoked (their access and refresh tokens): "online" (those
+	// without offline_access, which OpenID Connect ties to the login
+	// session), "all", or "none".
+	RevokeTokens string `koanf:"revoke_tokens"`
+	// BackchannelMaxAttempts bounds the deliveries of one back-channel
+	// logout token; after the last failure it is dropped and audited.
+	BackchannelMaxAttempts int `koanf:"backchannel_max_attempts"`
+	// BackchannelRetryDelay is the wait after the first failed delivery;
+	// it doubles after every further failure, up to an hour.
+	BackchannelRetryDelay time.Duration `koanf:"backchannel_retry_delay"`
+	// BackchannelPollInterval is how often each instance looks for due
+	// deliveries (a logout through this instance is sent at once).
+	BackchannelPollInterval time.Duration `koanf:"backchannel_poll_interval"`
+}
+
+// Values of logout.revoke_tokens.
+const (
+	RevokeOnline = "online"
+	RevokeAll    = "all"
+	RevokeNone   = "none"
+)
+
 // APIConfig configures the administrative API.
 type APIConfig struct {
-	// Key is the bearer key for the admin API; empty disables the API.
+	// Key is an admin API key accepted in X-API-Key. Empty adds none; a
+	// first start with no key at all generates one and prints it once.
 	Key string `koanf:"key" secret:"true"`
 }
 
@@ -231,6 +270,15 @@ type TokensConfig struct {
 	// AccessTokenFormat is "jwt" (self-contained, verifiable offline) or
 	// "opaque" (revocable immediately, needs introspection).
 	AccessTokenFormat string `koanf:"access_token_format"`
+	// IDTokenSigningAlg signs ID tokens for clients that register no
+	// id_token_signed_response_alg: RS256, OpenID Connect Registration's
+	// default, or ES256. Access tokens stay ES256.
+	IDTokenSigningAlg string `koanf:"id_token_signing_alg" env:"LATCH_ID_TOKEN_SIGNING_ALG"`
+	// RefreshReuseInterval is how long after a rotation the spent refresh
+	// token may be presented again, by the same client while its successor
+	// is unused, for the same token response (a retry after a lost
+	// response, or two tabs racing). 0 revokes on any reuse.
+	RefreshReuseInterval time.Duration `koanf:"refresh_reuse_interval" env:"LATCH_REFRESH_REUSE_INTERVAL"`
 }
 
 // LogConfig configures the process logger.
@@ -259,6 +307,7 @@ const (
 	MaxDPoPIATWindow           = 10 * time.Minute
 	MaxPARLifetime             = 10 * time.Minute
 	MaxClientCacheTTL          = time.Minute
+	MaxRefreshReuseInterval    = 5 * time.Minute
 )
 
 const (
@@ -294,20 +343,24 @@ func defaults() *Config {
 			WriteTimeout:      30 * time.Second,
 			IdleTimeout:       120 * time.Second,
 			MaxBodyBytes:      defaultMaxBody,
+			ShutdownTimeout:   15 * time.Second,
 		},
 		Database: DatabaseConfig{DSN: defaultDSN, ClientCacheTTL: 2 * time.Second},
 		Pprof:    PprofConfig{Addr: "127.0.0.1:6060"},
 		Approval: ApprovalConfig{SessionLifetime: 10 * time.Minute},
 		Login:    LoginConfig{SessionLifetime: 24 * time.Hour},
+		Logout: LogoutConfig{RevokeTokens: RevokeOnline, BackchannelMaxAttempts: 10,
+			BackchannelRetryDelay: 30 * time.Second, BackchannelPollInterval: 5 * time.Second},
 		Tokens: TokensConfig{
 			AccessTokenLifetime:  time.Hour,
 			RefreshTokenLifetime: 720 * time.Hour,
 			IDTokenLifetime:      time.Hour,
 			CodeLifetime:         60 * time.Second,
 			AccessTokenFormat:    AccessTokenJWT,
+			IDTokenSigningAlg:    "RS256",
 		},
 		Log:     LogConfig{Level: "info", Format: "text"},
-		Audit:   AuditConfig{Retention: 90 * 24 * time.Hour},
+		Audit:   AuditConfig{Retention: 90 * 24 * time.Hour, ExportSettle: 30 * time.Second},
 		DPoP:    DPoPConfig{IATWindow: time.Minute, NonceLifetime: 5 * time.Minute},
 		PAR:     PARConfig{Lifetime: time.Minute},
 		Keys:    KeysConfig{PrePublication: time.Hour, RetireAfter: 24 * time.Hour, ReloadInterval: 30 * time.Second},

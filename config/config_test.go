@@ -254,9 +254,29 @@ func TestEveryLeafHasEnv(t *testing.T) {
 	if len(leaves) < 20 {
 		t.Fatalf("only %d leaves found", len(leaves))
 	}
+	// Options whose variable is named by an env tag: ones deployments
+	// expect, and the names SPEC §1 fixes.
+	renamed := map[string]string{
+		"http.admin_addr":               "LATCH_ADMIN_ADDR",
+		"tokens.id_token_signing_alg":   "LATCH_ID_TOKEN_SIGNING_ALG",
+		"tokens.refresh_reuse_interval": "LATCH_REFRESH_REUSE_INTERVAL",
+	}
 	for _, l := range leaves {
-		if want := "LATCH_" + strings.ToUpper(strings.ReplaceAll(l.key, ".", "_")); l.env != want {
+		want := "LATCH_" + strings.ToUpper(strings.ReplaceAll(l.key, ".", "_"))
+		if r, ok := renamed[l.key]; ok {
+			want = r
+		}
+		if l.env != want {
 			t.Errorf("%s: env %s, want %s", l.key, l.env, want)
+		}
+	}
+	c := mustLoad(t, LoadOptions{Environ: []string{"LATCH_ID_TOKEN_SIGNING_ALG=ES256", "LATCH_REFRESH_REUSE_INTERVAL=30s"}})
+	if c.Tokens.IDTokenSigningAlg != "ES256" || c.Tokens.RefreshReuseInterval != 30*time.Second {
+		t.Errorf("SPEC-named variables not applied: %+v", c.Tokens)
+	}
+	for env, key := range map[string]string{"LATCH_ID_TOKEN_SIGNING_ALG=HS256": "tokens.id_token_signing_alg", "LATCH_REFRESH_REUSE_INTERVAL=1h": "tokens.refresh_reuse_interval"} {
+		if _, err := Load(LoadOptions{Environ: []string{env}}); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s: %v, want an error naming %s", env, err, key)
 		}
 	}
 	if _, ok := leafByEnv["LATCH_TOKENS_ACCESS_TOKEN_LIFETIME"]; !ok {

@@ -118,6 +118,9 @@ func Load(opts LoadOptions) (*Config, error) {
 				envResources = val
 				return "", nil
 			}
+			if isOrchestratorVar(name) {
+				return "", nil
+			}
 			l, ok := leafByEnv[name]
 			if !ok {
 				msg := "unknown environment variable " + name
@@ -255,9 +258,13 @@ func walkLeaves(t reflect.Type, prefix string, index []int) {
 			// Scopes and resources: merged specially and set through
 			// LATCH_SCOPES and LATCH_RESOURCES.
 		default:
+			env := f.Tag.Get("env") // a name deployments already use
+			if env == "" {
+				env = envPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+			}
 			leaves = append(leaves, leaf{
 				key:    key,
-				env:    envPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_")),
+				env:    env,
 				index:  idx,
 				secret: f.Tag.Get("secret") == "true",
 			})

@@ -76,6 +76,7 @@ func (c *Config) validate(ps *problems) {
 	validateIssuer(ps, c.Issuer, c.Issuer == defaultIssuer(c.HTTP.Addr))
 	c.validateDatabase(ps)
 	c.validatePprof(ps)
+	c.validateListeners(ps)
 
 	if c.MasterKey != "" {
 		if _, err := DecodeMasterKey(c.MasterKey); err != nil {
@@ -121,6 +122,8 @@ func (c *Config) validate(ps *problems) {
 		{"keys.retire_after", c.Keys.RetireAfter, 0},
 		{"keys.reload_interval", c.Keys.ReloadInterval, 0},
 		{"janitor.replay_grace", c.Janitor.ReplayGrace, 0},
+		{"logout.backchannel_retry_delay", c.Logout.BackchannelRetryDelay, time.Hour},
+		{"logout.backchannel_poll_interval", c.Logout.BackchannelPollInterval, 0},
 	} {
 		switch {
 		case d.val <= 0:
@@ -133,6 +136,9 @@ func (c *Config) validate(ps *problems) {
 	if c.Audit.Retention < 0 {
 		ps.add("audit.retention", "must be 0 (keep forever) or positive, got %s", c.Audit.Retention)
 	}
+	if c.Audit.ExportSettle < time.Second {
+		ps.add("audit.export_settle", "must be at least 1s (it bounds audit inserts to a third of it), got %s", c.Audit.ExportSettle)
+	}
 	if c.Keys.RotationInterval < 0 {
 		ps.add("keys.rotation_interval", "must be 0 (off) or positive, got %s", c.Keys.RotationInterval)
 	}
@@ -141,7 +147,7 @@ func (c *Config) validate(ps *problems) {
 	}
 	// A key retired before the tokens it signed expire would make those
 	// tokens unverifiable through the JWKS.
-	if longest := max(c.Tokens.AccessTokenLifetime, c.Tokens.IDTokenLifetime); c.Keys.RetireAfter > 0 && c.Keys.RetireAfter < longest {
+	if longest := max(c.Tokens.AccessTokenLifetime, c.Tokens.IDTokenLifetime); c.Keys.RetireAfter < longest {
 		ps.add("keys.retire_after", "must be at least the longest JWT lifetime (%s), got %s", longest, c.Keys.RetireAfter)
 	}
 	if c.Janitor.Interval < 0 {
@@ -151,10 +157,18 @@ func (c *Config) validate(ps *problems) {
 		ps.add("janitor.batch_size", "must be greater than 0, got %d", c.Janitor.BatchSize)
 	}
 
+	if c.Logout.BackchannelMaxAttempts < 1 || c.Logout.BackchannelMaxAttempts > 50 {
+		ps.add("logout.backchannel_max_attempts", "must be between 1 and 50, got %d", c.Logout.BackchannelMaxAttempts)
+	}
+	oneOf(ps, "logout.revoke_tokens", c.Logout.RevokeTokens, RevokeOnline, RevokeAll, RevokeNone)
 	c.validateLimits(ps)
 	c.validateRegistration(ps)
 
 	oneOf(ps, "tokens.access_token_format", c.Tokens.AccessTokenFormat, AccessTokenJWT, AccessTokenOpaque)
+	oneOf(ps, "tokens.id_token_signing_alg", c.Tokens.IDTokenSigningAlg, "RS256", "ES256")
+	if r := c.Tokens.RefreshReuseInterval; r < 0 || r > MaxRefreshReuseInterval {
+		ps.add("tokens.refresh_reuse_interval", "must be between 0 (off) and %s, got %s", MaxRefreshReuseInterval, r)
+	}
 	oneOf(ps, "log.level", c.Log.Level, "debug", "info", "warn", "error")
 	oneOf(ps, "log.format", c.Log.Format, "text", "json")
 
@@ -313,15 +327,22 @@ func validateApprovalURL(ps *problems, raw string) {
 }
 
 func validateAddr(ps *problems, addr string) {
-	const key = "http.addr"
+	validateHostPort(ps, "http.addr", addr, "127.0.0.1:8080")
+}
+
+// validateHostPort reports whether addr is host:port, adding a problem for
+// key when it is not.
+func validateHostPort(ps *problems, key, addr, example string) bool {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		ps.add(key, "%q is not host:port (for example 127.0.0.1:8080)", addr)
-		return
+		ps.add(key, "%q is not host:port (for example %s)", addr, example)
+		return false
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		ps.add(key, "%q has invalid port %q", addr, port)
+		return false
 	}
+	return true
 }
 
 func oneOf(ps *problems, key, val string, allowed ...string) {

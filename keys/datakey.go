@@ -6,13 +6,16 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/ory/fosite"
+	"github.com/latchhq/latch/storage"
 )
 
 // DataKeyStore keeps sealed key material.
 type DataKeyStore interface {
 	KeyMaterial(ctx context.Context, name string) (string, error)
 	AddKeyMaterial(ctx context.Context, name, sealed string) error
+	// HoldsData reports whether anything keyed was ever written: a
+	// signing key, a client or an API key.
+	HoldsData(ctx context.Context) (bool, error)
 }
 
 // dataKeyName names the root data key row.
@@ -25,11 +28,24 @@ func dataKeyAAD() []byte { return []byte("key_material/" + dataKeyName) }
 // code and refresh-token HMACs, DPoP nonces — derives from it, not from the
 // master key, so rewrapping under a new master key leaves them all valid.
 // It has the master key's type because it is used the same way: Derive.
-func LoadDataKey(ctx context.Context, store DataKeyStore, sealer *Sealer) (MasterKey, error) {
+//
+// A database written before schema 4 has no data key but holds hashes and
+// HMACs made with master.Derive(purpose). Its first data key is therefore
+// the master key itself, sealed: data.Derive(purpose) is then exactly the
+// key those hashes were made with, and from here on the data key travels
+// with rewraps like any other. A database that holds nothing gets a random
+// data key.
+func LoadDataKey(ctx context.Context, store DataKeyStore, sealer *Sealer, master MasterKey) (MasterKey, error) {
 	var k MasterKey
 	sealed, err := store.KeyMaterial(ctx, dataKeyName)
-	if errors.Is(err, fosite.ErrNotFound) {
-		if _, err := rand.Read(k[:]); err != nil {
+	if errors.Is(err, storage.ErrNotFound) {
+		legacy, err := store.HoldsData(ctx)
+		if err != nil {
+			return k, fmt.Errorf("load data key: %w", err)
+		}
+		if legacy {
+			k = master
+		} else if _, err := rand.Read(k[:]); err != nil {
 			return k, err
 		}
 		if err := store.AddKeyMaterial(ctx, dataKeyName, sealer.Seal(k[:], dataKeyAAD())); err != nil {
@@ -37,8 +53,10 @@ func LoadDataKey(ctx context.Context, store DataKeyStore, sealer *Sealer) (Maste
 		}
 		// Read back: a concurrent first start may have won the insert.
 		sealed, err = store.KeyMaterial(ctx, dataKeyName)
-	}
-	if err != nil {
+		if err != nil {
+			return k, fmt.Errorf("load data key: %w", err)
+		}
+	} else if err != nil {
 		return k, fmt.Errorf("load data key: %w", err)
 	}
 	raw, err := sealer.Open(sealed, dataKeyAAD())

@@ -14,11 +14,13 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	jose3 "github.com/go-jose/go-jose/v3"
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/latchhq/latch/audit"
 	"github.com/latchhq/latch/secret"
 	"github.com/latchhq/latch/storage"
 )
@@ -37,10 +39,14 @@ const (
 )
 
 // key is a signing key parsed once; signing never touches the database.
+// priv is nil for a key this instance cannot open (sealed under a master
+// key it does not hold, e.g. by an instance already restarted after a
+// rewrap): its public half is still published and verifies, it never signs.
 type key struct {
 	kid       string
 	alg       string
 	priv      crypto.Signer
+	pub       crypto.PublicKey
 	public    jose.JSONWebKey
 	fosite    *jose3.JSONWebKey
 	activates time.Time
@@ -50,7 +56,7 @@ type key struct {
 // Manager keeps the signing keys in memory and reloads them from the
 // database, so every instance signs with and publishes the same set.
 type Manager struct {
-	store  Store
+	store  RotationStore
 	sealer *Sealer
 	now    func() time.Time
 	log    *slog.Logger
@@ -59,10 +65,48 @@ type Manager struct {
 	keys []*key // by activation time, oldest first
 
 	verified verifiedCache
+
+	audit Auditor
+
+	// kidReload rate-limits reloads caused by tokens naming an unknown kid.
+	kidReload   sync.Mutex
+	lastKIDLoad time.Time
+	// unopened counts loaded keys this instance cannot open (verify-only).
+	unopened atomic.Int64
 }
 
-// NewManager builds a manager; call Ensure before use.
-func NewManager(store Store, sealer *Sealer, now func() time.Time, log *slog.Logger) *Manager {
+// Auditor records key events (audit.Recorder).
+type Auditor interface {
+	Record(ctx context.Context, e audit.Event)
+}
+
+// WithAudit makes the manager record every rotation and rewrap itself, so
+// scheduled rotations are in the trail as well as the CLI's.
+func (m *Manager) WithAudit(a Auditor) *Manager {
+	m.audit = a
+	return m
+}
+
+func (m *Manager) record(ctx context.Context, e audit.Event) {
+	if m.audit != nil {
+		m.audit.Record(ctx, e)
+	}
+}
+
+// Unopened is how many published keys this instance cannot open with its
+// master key; they verify but never sign. Non-zero means the master key is
+// not the one the database is sealed with (see docs/postgres.md, rewrap).
+func (m *Manager) Unopened() int64 { return m.unopened.Load() }
+
+// kidReloadEvery bounds the reloads an unknown kid can cause per instance,
+// so tokens with made-up kids cannot turn into a query each.
+const kidReloadEvery = 5 * time.Second
+
+// NewManager builds a manager; call Ensure before use. It takes the whole
+// RotationStore, not just Store: every path that seals a key runs under the
+// rotation lock, so a store that cannot lock or rewrap is a build error
+// rather than a manager that fails at its first rotation.
+func NewManager(store RotationStore, sealer *Sealer, now func() time.Time, log *slog.Logger) *Manager {
 	if now == nil {
 		now = time.Now
 	}
@@ -73,6 +117,8 @@ func NewManager(store Store, sealer *Sealer, now func() time.Time, log *slog.Log
 }
 
 // Ensure loads the keys and, when no key of alg can sign now, creates one.
+// Creation happens under the rotation lock after a reload, so instances
+// starting together make one key per algorithm, not one each.
 func (m *Manager) Ensure(ctx context.Context, algs ...string) error {
 	if err := m.Reload(ctx); err != nil {
 		return err
@@ -80,20 +126,63 @@ func (m *Manager) Ensure(ctx context.Context, algs ...string) error {
 	if len(algs) == 0 {
 		algs = []string{ES256}
 	}
-	created := false
-	for _, alg := range algs {
-		if _, err := m.current(alg); err == nil {
-			continue
-		}
-		if _, err := m.create(ctx, alg, m.now()); err != nil {
+	if len(m.missing(algs)) == 0 {
+		return nil
+	}
+	err := m.locked(ctx, func(ctx context.Context) error {
+		if err := m.Reload(ctx); err != nil {
 			return err
 		}
-		created = true
+		for _, alg := range m.missing(algs) {
+			if _, err := m.create(ctx, alg, m.now()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	if created {
-		return m.Reload(ctx)
+	return m.Reload(ctx)
+}
+
+func (m *Manager) missing(algs []string) []string {
+	var out []string
+	for _, alg := range algs {
+		if _, err := m.current(alg); err != nil {
+			out = append(out, alg)
+		}
 	}
-	return nil
+	return out
+}
+
+// ErrStaleMasterKey means this instance's master key no longer opens the
+// database's data key: the database was rewrapped under a new master key.
+var ErrStaleMasterKey = errors.New("this instance's master key is no longer the database's (it was rewrapped): restart it with the new LATCH_MASTER_KEY")
+
+// locked runs fn in a transaction holding the rotation lock, after checking
+// that this instance's master key is still the one the database is sealed
+// with. Every path that seals a key goes through here, so an instance left
+// on the old master key during a rolling rewrap refuses to seal instead of
+// writing a row the new master key cannot open; and since rewrap holds the
+// same lock, a key sealed just before it is rewrapped with the rest.
+func (m *Manager) locked(ctx context.Context, fn func(ctx context.Context) error) error {
+	rs := m.store
+	return rs.InTx(ctx, func(ctx context.Context) error {
+		if err := rs.LockSigningKeys(ctx); err != nil {
+			return err
+		}
+		sealed, err := rs.KeyMaterial(ctx, dataKeyName)
+		switch {
+		case err == nil:
+			if _, err := m.sealer.Open(sealed, dataKeyAAD()); err != nil {
+				return ErrStaleMasterKey
+			}
+		case !errors.Is(err, storage.ErrNotFound):
+			return fmt.Errorf("check master key: %w", err)
+		}
+		return fn(ctx)
+	})
 }
 
 // Reload reads the key set from the database. Keys already parsed are kept,
@@ -111,20 +200,35 @@ func (m *Manager) Reload(ctx context.Context) error {
 	m.mu.RUnlock()
 
 	next := make([]*key, 0, len(rows))
+	var unopened int64
 	for i := range rows {
 		r := &rows[i]
 		if k, ok := known[r.KID]; ok {
 			k2 := *k
 			k2.retires = r.RetiresAt
 			next = append(next, &k2)
+			if k.priv == nil {
+				unopened++
+			}
 			continue
 		}
 		k, err := m.open(r)
 		if err != nil {
-			return err
+			// One unreadable row must not take the instance down (or keep
+			// it from starting): publish and verify with its public half,
+			// sign with the keys it can open, and say so.
+			k, err = verifyOnly(r)
+			if err != nil {
+				m.log.Error("signing key unusable, skipped", "kid", r.KID, "err", err)
+				unopened++
+				continue
+			}
+			m.log.Error("signing key does not open with this master key; it verifies but will not sign here (restart with the current LATCH_MASTER_KEY)", "kid", r.KID)
+			unopened++
 		}
 		next = append(next, k)
 	}
+	m.unopened.Store(unopened)
 	sort.SliceStable(next, func(i, j int) bool { return next[i].activates.Before(next[j].activates) })
 	m.mu.Lock()
 	m.keys = next
@@ -153,14 +257,18 @@ func (m *Manager) Run(ctx context.Context, interval time.Duration) {
 // now+prePublish, and retires the older keys of that alg once every token
 // they signed has expired (retireAfter after the new key takes over).
 func (m *Manager) Rotate(ctx context.Context, alg string, prePublish, retireAfter time.Duration) (string, error) {
-	kid, err := m.rotate(ctx, alg, prePublish, retireAfter)
+	var kid string
+	err := m.locked(ctx, func(ctx context.Context) (err error) {
+		kid, err = m.rotate(ctx, alg, prePublish, retireAfter, "manual")
+		return err
+	})
 	if err != nil {
 		return "", err
 	}
 	return kid, m.Reload(ctx)
 }
 
-func (m *Manager) rotate(ctx context.Context, alg string, prePublish, retireAfter time.Duration) (string, error) {
+func (m *Manager) rotate(ctx context.Context, alg string, prePublish, retireAfter time.Duration, trigger string) (string, error) {
 	activates := m.now().Add(prePublish)
 	kid, err := m.create(ctx, alg, activates)
 	if err != nil {
@@ -169,6 +277,10 @@ func (m *Manager) rotate(ctx context.Context, alg string, prePublish, retireAfte
 	if err := m.store.RetireSigningKeys(ctx, alg, activates, activates.Add(retireAfter)); err != nil {
 		return "", fmt.Errorf("retire old signing keys: %w", err)
 	}
+	// Recorded in the rotation's transaction: the event commits with it.
+	m.record(ctx, audit.Event{Name: audit.KeyRotated, Details: map[string]any{
+		"kid": kid, "alg": alg, "trigger": trigger, "activates_at": activates.UTC(),
+		"pre_publish": prePublish.String(), "retire_after": retireAfter.String()}})
 	return kid, nil
 }
 
@@ -223,11 +335,26 @@ func (m *Manager) open(r *storage.SigningKey) (*key, error) {
 		return nil, fmt.Errorf("signing key %s: unsupported key type %T", r.KID, p)
 	}
 	return &key{
-		kid: r.KID, alg: r.Alg, priv: priv, activates: r.ActivatesAt, retires: r.RetiresAt,
+		kid: r.KID, alg: r.Alg, priv: priv, pub: priv.Public(), activates: r.ActivatesAt, retires: r.RetiresAt,
 		public: jose.JSONWebKey{Key: priv.Public(), KeyID: r.KID, Algorithm: r.Alg, Use: "sig"},
 		// fosite's signer takes go-jose v3 keys; this is the one place we
 		// build them.
 		fosite: &jose3.JSONWebKey{Key: priv, KeyID: r.KID, Algorithm: r.Alg, Use: "sig"},
+	}, nil
+}
+
+// verifyOnly builds a key from the row's public JWK alone.
+func verifyOnly(r *storage.SigningKey) (*key, error) {
+	var pub jose.JSONWebKey
+	if err := json.Unmarshal([]byte(r.PublicJWK), &pub); err != nil {
+		return nil, fmt.Errorf("public key: %w", err)
+	}
+	if !pub.Valid() || !pub.IsPublic() {
+		return nil, errors.New("public key is not a valid public JWK")
+	}
+	return &key{
+		kid: r.KID, alg: r.Alg, pub: pub.Key, activates: r.ActivatesAt, retires: r.RetiresAt,
+		public: jose.JSONWebKey{Key: pub.Key, KeyID: r.KID, Algorithm: r.Alg, Use: "sig"},
 	}, nil
 }
 
@@ -241,11 +368,32 @@ func (m *Manager) current(alg string) (*key, error) {
 	defer m.mu.RUnlock()
 	for i := len(m.keys) - 1; i >= 0; i-- {
 		k := m.keys[i]
-		if k.alg == alg && !k.activates.After(now) && (k.retires == nil || k.retires.After(now)) {
+		if k.alg == alg && k.priv != nil && !k.activates.After(now) && (k.retires == nil || k.retires.After(now)) {
 			return k, nil
 		}
 	}
 	return nil, fmt.Errorf("%w for %s", ErrNoKey, alg)
+}
+
+// byKIDOrReload finds a published key; a kid this instance has not seen may
+// be a key just made by another instance, so it reloads from the database
+// (at most once per kidReloadEvery) and looks again.
+func (m *Manager) byKIDOrReload(ctx context.Context, kid string) (*key, bool) {
+	if k, ok := m.byKID(kid); ok {
+		return k, true
+	}
+	m.kidReload.Lock()
+	defer m.kidReload.Unlock()
+	if k, ok := m.byKID(kid); ok {
+		return k, true // another caller's reload found it
+	}
+	if now := time.Now(); now.Sub(m.lastKIDLoad) >= kidReloadEvery {
+		m.lastKIDLoad = now
+		if err := m.Reload(ctx); err != nil {
+			m.log.Warn("reload signing keys for an unknown kid", "err", err)
+		}
+	}
+	return m.byKID(kid)
 }
 
 // byKID finds a published key.

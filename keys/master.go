@@ -4,6 +4,7 @@
 package keys
 
 import (
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -15,6 +16,8 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+
+	"github.com/latchhq/latch/storage"
 )
 
 // MasterKey is the 32-byte root of every derived secret and the key that
@@ -67,6 +70,42 @@ func LoadMasterKey(configured, path string) (k MasterKey, generated bool, err er
 		return k, false, fmt.Errorf("write master key file: %w", err)
 	}
 	return k, true, f.Close()
+}
+
+// SealedDataStore says whether a database already holds data sealed with
+// some master key.
+type SealedDataStore interface {
+	ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error)
+	AllKeyMaterial(ctx context.Context) ([]storage.KeyMaterial, error)
+}
+
+// LoadOrCreateMasterKey is LoadMasterKey for a database: it generates a key
+// into a missing path only when the database holds nothing sealed yet. A
+// database with sealed data and no key file has lost its key file; a new key
+// could never open that data, and writing one would only turn the clear
+// problem into a confusing one later.
+func LoadOrCreateMasterKey(ctx context.Context, configured, path string, db SealedDataStore) (MasterKey, bool, error) {
+	if configured == "" {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			sealed, err := hasSealedData(ctx, db)
+			if err != nil {
+				return MasterKey{}, false, fmt.Errorf("check the database for sealed keys: %w", err)
+			}
+			if sealed {
+				return MasterKey{}, false, fmt.Errorf("%s is missing, but the database already holds keys sealed with the master key it held: restore that file from a backup (or set LATCH_MASTER_KEY to the key it held); no new key was written, since it could not open them", path)
+			}
+		}
+	}
+	return LoadMasterKey(configured, path)
+}
+
+func hasSealedData(ctx context.Context, db SealedDataStore) (bool, error) {
+	sk, err := db.ListSigningKeys(ctx)
+	if err != nil || len(sk) > 0 {
+		return len(sk) > 0, err
+	}
+	km, err := db.AllKeyMaterial(ctx)
+	return len(km) > 0, err
 }
 
 // Derive returns a 32-byte key for one purpose (HKDF-SHA256), so one master

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/latchhq/latch/audit"
 	"github.com/latchhq/latch/storage"
 )
 
@@ -20,7 +21,12 @@ type RotationStore interface {
 	SetSigningKeySealed(ctx context.Context, kid, sealed string) error
 	AllKeyMaterial(ctx context.Context) ([]storage.KeyMaterial, error)
 	SetKeyMaterialSealed(ctx context.Context, name, sealed string) error
+	KeyMaterial(ctx context.Context, name string) (string, error)
 }
+
+// The database store is the one RotationStore; checked here so a method it
+// lacks fails the build, not the first rotation.
+var _ RotationStore = (*storage.Store)(nil)
 
 // Schedule is the rotation policy.
 type Schedule struct {
@@ -34,15 +40,9 @@ type Schedule struct {
 // lock, so however many instances run the schedule, one rotation happens.
 // It reports the new kid, or "" when no rotation was due.
 func (m *Manager) RotateIfDue(ctx context.Context, alg string, sch Schedule) (string, error) {
-	rs, ok := m.store.(RotationStore)
-	if !ok {
-		return "", fmt.Errorf("keys: store cannot rotate on a schedule")
-	}
+	rs := m.store
 	var kid string
-	err := rs.InTx(ctx, func(ctx context.Context) error {
-		if err := rs.LockSigningKeys(ctx); err != nil {
-			return err
-		}
+	err := m.locked(ctx, func(ctx context.Context) error {
 		newest, err := rs.NewestSigningKeyActivation(ctx, alg)
 		if err != nil {
 			return err
@@ -50,7 +50,7 @@ func (m *Manager) RotateIfDue(ctx context.Context, alg string, sch Schedule) (st
 		if !newest.IsZero() && m.now().Before(newest.Add(sch.Interval)) {
 			return nil
 		}
-		kid, err = m.rotate(ctx, alg, sch.PrePublish, sch.RetireAfter)
+		kid, err = m.rotate(ctx, alg, sch.PrePublish, sch.RetireAfter, "schedule")
 		return err
 	})
 	if err != nil || kid == "" {
@@ -97,10 +97,7 @@ func (m *Manager) algsInUse() []string {
 // manager's sealer to next in one transaction: either all keys move to
 // the new master key or none does.
 func (m *Manager) Rewrap(ctx context.Context, next *Sealer) (int, error) {
-	rs, ok := m.store.(RotationStore)
-	if !ok {
-		return 0, fmt.Errorf("keys: store cannot rewrap")
-	}
+	rs := m.store
 	n := 0
 	err := rs.InTx(ctx, func(ctx context.Context) error {
 		if err := rs.LockSigningKeys(ctx); err != nil {
@@ -137,6 +134,7 @@ func (m *Manager) Rewrap(ctx context.Context, next *Sealer) (int, error) {
 			}
 			n++
 		}
+		m.record(ctx, audit.Event{Name: audit.KeyRewrapped, Details: map[string]any{"rows": n}})
 		return nil
 	})
 	return n, err

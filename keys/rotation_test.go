@@ -13,24 +13,13 @@ import (
 
 	"github.com/latchhq/latch/keys"
 	"github.com/latchhq/latch/storage"
+	"github.com/latchhq/latch/storage/conformance"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func setup(t *testing.T) (*storage.Store, *clock) {
+func setup(t *testing.T) (*storage.Store, *conformance.Clock) {
 	t.Helper()
-	clk := &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
-	s, err := storage.Open("sqlite://"+filepath.Join(t.TempDir(), "keys.db"), storage.Options{Now: clk.now})
+	clk := conformance.NewClockAt(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	s, err := storage.Open("sqlite://"+filepath.Join(t.TempDir(), "keys.db"), storage.Options{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +70,7 @@ func TestScheduledRotation(t *testing.T) {
 	sch := keys.Schedule{Interval: 24 * time.Hour, PrePublish: time.Hour, RetireAfter: 2 * time.Hour}
 	instances := make([]*keys.Manager, 4)
 	for i := range instances {
-		instances[i] = keys.NewManager(s, sealer(t, 1), clk.now, quiet)
+		instances[i] = keys.NewManager(s, sealer(t, 1), clk.Now, quiet)
 		if err := instances[i].Ensure(ctx, keys.ES256, keys.RS256); err != nil {
 			t.Fatal(err)
 		}
@@ -92,7 +81,7 @@ func TestScheduledRotation(t *testing.T) {
 		t.Fatalf("rotation before the interval: %q %v", kid, err)
 	}
 
-	clk.add(25 * time.Hour)
+	clk.Advance(25 * time.Hour)
 	var wg sync.WaitGroup
 	kids := make(chan string, len(instances))
 	for _, m := range instances {
@@ -131,7 +120,7 @@ func TestScheduledRotation(t *testing.T) {
 	if _, kid := sign(t, a); kid != oldKID {
 		t.Fatalf("signed with %s during pre-publication, want %s", kid, oldKID)
 	}
-	clk.add(time.Hour + time.Second)
+	clk.Advance(time.Hour + time.Second)
 	if _, kid := sign(t, instances[3]); kid != newKID {
 		t.Fatalf("signed with %s after activation, want %s", kid, newKID)
 	}
@@ -147,7 +136,7 @@ func TestScheduledRotation(t *testing.T) {
 	}
 
 	// Retirement: the old key leaves the JWKS and stops verifying.
-	clk.add(2 * time.Hour)
+	clk.Advance(2 * time.Hour)
 	if err := a.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +156,7 @@ func TestScheduledRotation(t *testing.T) {
 func TestRewrap(t *testing.T) {
 	ctx := context.Background()
 	s, clk := setup(t)
-	m := keys.NewManager(s, sealer(t, 1), clk.now, quiet)
+	m := keys.NewManager(s, sealer(t, 1), clk.Now, quiet)
 	if err := m.Ensure(ctx, keys.ES256, keys.RS256); err != nil {
 		t.Fatal(err)
 	}
@@ -179,21 +168,92 @@ func TestRewrap(t *testing.T) {
 	if err != nil || n != 3 {
 		t.Fatalf("rewrap: %d keys, %v", n, err)
 	}
-	after := keys.NewManager(s, sealer(t, 2), clk.now, quiet)
+	after := keys.NewManager(s, sealer(t, 2), clk.Now, quiet)
 	if err := after.Reload(ctx); err != nil {
 		t.Fatalf("new master key cannot open the keys: %v", err)
 	}
 	if got := jwksKIDs(after); len(got) != len(before) {
 		t.Fatalf("JWKS after rewrap %v, before %v", got, before)
 	}
-	if err := keys.NewManager(s, sealer(t, 1), clk.now, quiet).Reload(ctx); err == nil {
+	if after.Unopened() != 0 {
+		t.Fatalf("new master key leaves %d keys unopened", after.Unopened())
+	}
+	// The old master key opens none of them; the instance still starts and
+	// publishes them, and reports them.
+	old := keys.NewManager(s, sealer(t, 1), clk.Now, quiet)
+	if err := old.Reload(ctx); err != nil {
+		t.Fatalf("reload must tolerate keys it cannot open: %v", err)
+	}
+	if old.Unopened() != 3 || len(jwksKIDs(old)) != len(before) {
 		t.Fatal("old master key still opens the rewrapped keys")
 	}
 	// Rewrapping with the wrong current key changes nothing.
-	if _, err := keys.NewManager(s, sealer(t, 9), clk.now, quiet).Rewrap(ctx, sealer(t, 3)); err == nil {
+	if _, err := keys.NewManager(s, sealer(t, 9), clk.Now, quiet).Rewrap(ctx, sealer(t, 3)); err == nil {
 		t.Fatal("rewrap with a wrong current master key succeeded")
 	}
-	if err := keys.NewManager(s, sealer(t, 2), clk.now, quiet).Reload(ctx); err != nil {
-		t.Fatalf("failed rewrap was not rolled back: %v", err)
+	if m2 := keys.NewManager(s, sealer(t, 2), clk.Now, quiet); m2.Reload(ctx) != nil || m2.Unopened() != 0 {
+		t.Fatal("failed rewrap was not rolled back")
 	}
+}
+
+// countingStore is the real store, counting how often the key set is read.
+type countingStore struct {
+	*storage.Store
+	mu    sync.Mutex
+	lists int
+}
+
+func (c *countingStore) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error) {
+	c.mu.Lock()
+	c.lists++
+	c.mu.Unlock()
+	return c.Store.ListSigningKeys(ctx)
+}
+
+// An unknown kid reloads the key set, so a key made by another instance
+// verifies at once; a flood of made-up kids costs at most one read per
+// interval, not one per token.
+func TestUnknownKidReloadsRateLimited(t *testing.T) {
+	ctx := context.Background()
+	s, clk := setup(t)
+	a := keys.NewManager(s, sealer(t, 1), clk.Now, quiet)
+	cs := &countingStore{Store: s}
+	b := keys.NewManager(cs, sealer(t, 1), clk.Now, quiet)
+	if err := a.Ensure(ctx, keys.ES256); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Ensure(ctx, keys.ES256); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Rotate(ctx, keys.ES256, 0, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := sign(t, a)
+	if _, err := b.Signer(keys.ES256).Decode(ctx, tok); err != nil {
+		t.Fatalf("a token signed with a key rotated on another instance: %v", err)
+	}
+	cs.mu.Lock()
+	cs.lists = 0
+	cs.mu.Unlock()
+	forged := keys.NewManager(mustStore(t), sealer(t, 2), clk.Now, quiet)
+	if err := forged.Ensure(ctx, keys.ES256); err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		tok, _, err := forged.Signer(keys.ES256).Generate(ctx, jwt.MapClaims{"sub": "x"}, &jwt.Headers{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Signer(keys.ES256).Decode(ctx, tok); err == nil {
+			t.Fatal("a token with an unknown kid verified")
+		}
+	}
+	if cs.lists > 1 {
+		t.Errorf("50 tokens with unknown kids caused %d key reloads, want at most 1", cs.lists)
+	}
+}
+
+func mustStore(t *testing.T) *storage.Store {
+	s, _ := setup(t)
+	return s
 }

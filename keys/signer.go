@@ -65,7 +65,7 @@ func (s *Signer) Generate(ctx context.Context, claims jwt.MapClaims, header jwt.
 // Decode verifies a token against the published key named by its kid. A
 // token verified in the last minute is not verified again while its key is
 // live; the returned token is shared and must not be modified.
-func (s *Signer) Decode(_ context.Context, token string) (*jwt.Token, error) {
+func (s *Signer) Decode(ctx context.Context, token string) (*jwt.Token, error) {
 	now := time.Now()
 	if t, kid, ok := s.m.verified.get(token, now); ok {
 		if _, live := s.m.byKID(kid); live {
@@ -75,14 +75,14 @@ func (s *Signer) Decode(_ context.Context, token string) (*jwt.Token, error) {
 	var kid string
 	t, err := jwt.ParseWithClaims(token, jwt.MapClaims{}, func(t *jwt.Token) (any, error) {
 		kid, _ = t.Header["kid"].(string)
-		k, ok := s.m.byKID(kid)
+		k, ok := s.m.byKIDOrReload(ctx, kid)
 		if !ok {
 			return nil, fmt.Errorf("unknown signing key %q", kid)
 		}
 		if string(t.Method) != k.alg {
 			return nil, fmt.Errorf("token alg %s does not match key %s", t.Method, k.alg)
 		}
-		return k.priv.Public(), nil
+		return k.pub, nil
 	})
 	if err == nil {
 		s.m.verified.put(token, kid, t, now)

@@ -5,9 +5,7 @@
 package latchtest
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
@@ -17,7 +15,6 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -53,22 +50,10 @@ type Options struct {
 	Log io.Writer
 	// Now is Latch's clock (sessions, keys, storage expiry); nil is time.Now.
 	Now func() time.Time
+	// Background runs the app's background loop (key reloads, janitor,
+	// back-channel logout deliveries) as serve does, until the test ends.
+	Background bool
 }
-
-// Clock is a settable clock for expiry tests.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-// NewClock starts at the current time.
-func NewClock() *Clock { return &Clock{t: time.Now()} }
-
-// Now reads the clock.
-func (c *Clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
-// Advance moves the clock forward.
-func (c *Clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 // Env is one running Latch.
 type Env struct {
@@ -131,8 +116,15 @@ func Start(t testing.TB, o Options) *Env {
 	hs.Listener.Close()
 	hs.Listener = ln
 	hs.Start()
+	bg, stop := context.WithCancel(ctx)
+	wait := func() {}
+	if o.Background {
+		wait = a.RunBackground(bg)
+	}
 	t.Cleanup(func() {
+		stop()
 		hs.Close()
+		wait()
 		a.Close()
 	})
 	return &Env{T: t, URL: issuer, App: a, Server: srv, HTTP: hs, Config: cfg}
@@ -279,27 +271,7 @@ func (e *Env) API(method, path string, body any) (int, map[string]any) {
 // APIWithKey calls the admin API with a given key.
 func (e *Env) APIWithKey(key, method, path string, body any) (int, map[string]any) {
 	e.T.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, e.URL+path, rd)
-	if key != "" {
-		req.Header.Set("X-API-Key", key)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.T.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	out := map[string]any{}
-	raw, _ := io.ReadAll(resp.Body)
-	_ = json.Unmarshal(raw, &out)
-	return resp.StatusCode, out
+	return CallAPI(e.T, e.URL, key, method, path, body)
 }
 
 // Approve approves a session as the host app and returns the redirect_uri.

@@ -26,9 +26,6 @@ type Counts struct {
 	SQL        []string
 }
 
-// RoundTrips counts BEGIN and COMMIT as the round trips they are.
-func (c Counts) RoundTrips() int { return c.Statements + 2*c.Tx }
-
 // CountSQL installs a counter on db. It must run before the traffic it
 // measures and is meant for a database no other test shares.
 func CountSQL(db *gorm.DB) *SQLCounter {

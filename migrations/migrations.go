@@ -44,7 +44,7 @@ func provider(db *sql.DB, d Dialect) (*goose.Provider, error) {
 		if err != nil {
 			return nil, fmt.Errorf("migrations: advisory lock: %w", err)
 		}
-		opts = append(opts, goose.WithSessionLocker(locker))
+		opts = append(opts, goose.WithSessionLocker(reportingLocker{locker, advisoryLockID}))
 	}
 	p, err := goose.NewProvider(gd, db, sub, opts...)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -333,4 +334,45 @@ func classify(err error) *Error {
 		return &Error{Kind: ErrTimeout, Cause: err}
 	}
 	return &Error{Kind: ErrUnreachable, Cause: err}
+}
+
+// PostForm posts form to rawURL under the same rules as Get (https only,
+// public addresses checked on the socket, no redirect, the time bound, at
+// most DefaultLimit of the answer read) but without the once-per-minute
+// sharing: each call is its own request, such as one back-channel logout
+// token, whose rate the caller's queue bounds. A 2xx answer is success.
+func (f *Fetcher) PostForm(ctx context.Context, rawURL string, form url.Values) error {
+	u, client, err := f.target(rawURL)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(form.Encode()))
+	if err != nil {
+		return &Error{Kind: ErrForbiddenURL, Cause: err}
+	}
+	req.Header.Set("User-Agent", "Latch")
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	err = func() error {
+		resp, err := client.Do(req)
+		if err != nil {
+			return classify(err)
+		}
+		defer resp.Body.Close()
+		// Read (a bounded part of) the answer so the connection is reused.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, DefaultLimit))
+		switch {
+		case resp.StatusCode >= 300 && resp.StatusCode < 400:
+			return &Error{Kind: ErrRedirect, Status: resp.StatusCode}
+		case resp.StatusCode < 200 || resp.StatusCode > 299:
+			return &Error{Kind: ErrStatus, Status: resp.StatusCode}
+		}
+		return nil
+	}()
+	var oe *Error
+	if errors.As(err, &oe) {
+		f.log.Warn("outbound post failed", "url", u.Redacted(), "error", oe.Kind.Error(), "status", oe.Status, "cause", oe.Cause)
+	}
+	return err
 }

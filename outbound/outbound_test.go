@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/latchhq/latch/outbound"
+	"github.com/latchhq/latch/storage/conformance"
 )
 
 // server is an https test server on loopback that counts its requests.
@@ -40,14 +42,6 @@ func (s *server) roots() *x509.CertPool {
 	p.AddCert(s.Certificate())
 	return p
 }
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 func jsonHandler(body string) http.HandlerFunc {
 	return func(w http.ResponseWriter, _ *http.Request) {
@@ -300,7 +294,7 @@ func TestOncePerMinute(t *testing.T) {
 		w.WriteHeader(int(status.Load()))
 		_, _ = w.Write([]byte(`{"keys":[]}`))
 	})
-	c := &clock{t: time.Now()}
+	c := conformance.NewClockAt(time.Now())
 	f := outbound.New(outbound.Options{AllowLoopback: true, RootCAs: s.roots(), Now: c.Now})
 	get := func() error { _, err := f.Get(context.Background(), s.URL+"/jwks", 0); return err }
 
@@ -417,5 +411,51 @@ func TestLoopbackAllowanceIsLogged(t *testing.T) {
 		if got := strings.Contains(log.String(), "level=WARN") && strings.Contains(log.String(), "allow_loopback"); got != allow {
 			t.Errorf("allow_loopback=%v: warning logged=%v\n%s", allow, got, log.String())
 		}
+	}
+}
+
+func TestPostForm(t *testing.T) {
+	var got atomic.Value
+	s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/x-www-form-urlencoded" {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		got.Store(r.PostFormValue("logout_token"))
+		w.WriteHeader(http.StatusOK)
+	})
+	f := outbound.New(outbound.Options{AllowLoopback: true, RootCAs: s.roots()})
+	for i := range 2 {
+		// Every call posts: no sharing of results between calls.
+		if err := f.PostForm(context.Background(), s.URL+"/bc", url.Values{"logout_token": {"t"}}); err != nil {
+			t.Fatal(err)
+		}
+		if got.Load() != "t" || s.hits.Load() != int64(i+1) {
+			t.Fatalf("post %d: form %v, %d hits", i, got.Load(), s.hits.Load())
+		}
+	}
+}
+
+func TestPostFormRules(t *testing.T) {
+	target := newServer(t, func(w http.ResponseWriter, _ *http.Request) {})
+	redirect := newServer(t, func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, target.URL, 307) })
+	failing := newServer(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
+	roots := redirect.roots()
+	roots.AddCert(failing.Certificate())
+	f := outbound.New(outbound.Options{AllowLoopback: true, RootCAs: roots})
+	wantKind(t, f.PostForm(context.Background(), redirect.URL, nil), outbound.ErrRedirect)
+	if target.hits.Load() != 0 {
+		t.Fatal("redirect followed")
+	}
+	if oe := wantKind(t, f.PostForm(context.Background(), failing.URL, nil), outbound.ErrStatus); oe.Status != 503 {
+		t.Fatalf("status %d", oe.Status)
+	}
+	wantKind(t, f.PostForm(context.Background(), "http://93.184.215.14/", nil), outbound.ErrForbiddenAddress)
+
+	strict := outbound.New(outbound.Options{RootCAs: roots})
+	wantKind(t, strict.PostForm(context.Background(), failing.URL, nil), outbound.ErrForbiddenAddress)
+	wantKind(t, strict.PostForm(context.Background(), "http://127.0.0.1:1/", nil), outbound.ErrForbiddenURL)
+	if failing.hits.Load() != 1 {
+		t.Fatalf("loopback reached without the allowance: %d hits", failing.hits.Load())
 	}
 }

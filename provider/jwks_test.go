@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,15 +16,8 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/latchhq/latch/outbound"
+	"github.com/latchhq/latch/storage/conformance"
 )
-
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *testClock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 const (
 	setA = `{"keys":[{"kty":"oct","kid":"a","k":"c2VjcmV0LWE"}]}`
@@ -45,7 +37,7 @@ func TestJWKSResolve(t *testing.T) {
 		_, _ = w.Write([]byte(body.Load().(string)))
 	}))
 	defer srv.Close()
-	c := &testClock{t: time.Now()}
+	c := conformance.NewClockAt(time.Now())
 	j := newJWKSFetcher(outbound.New(outbound.Options{AllowLoopback: true, Now: c.Now}), c.Now, slog.New(slog.DiscardHandler))
 	ctx := context.Background()
 	kid := func(force bool) string {

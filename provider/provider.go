@@ -70,7 +70,7 @@ type Options struct {
 // client credentials, OpenID Connect, introspection, revocation and pushed
 // authorization requests. No
 // implicit, hybrid or password handler is registered, so fosite refuses them.
-func New(o Options, store Storage, signer jwt.Signer) (fosite.OAuth2Provider, *fosite.Config) {
+func New(o Options, store Storage, signer jwt.Signer) *fosite.Fosite {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -98,7 +98,11 @@ func New(o Options, store Storage, signer jwt.Signer) (fosite.OAuth2Provider, *f
 		AudienceMatchingStrategy:       fosite.DefaultAudienceMatchingStrategy,
 		JWTScopeClaimKey:               jwt.JWTScopeFieldString,
 		SendDebugMessagesToClients:     false,
-		MinParameterEntropy:            fosite.MinParameterEntropy,
+		// state and nonce belong to the client; Latch echoes them whatever
+		// their length (SPEC §2). fosite treats 0 as "its default of 8", so
+		// 1 is the smallest setting: any non-empty nonce passes, and an
+		// absent state (optional under PKCE) is let through by the server.
+		MinParameterEntropy:            1,
 		PushedAuthorizeContextLifespan: o.PARLifetime,
 		// fosite's own fetcher follows redirects, retries without a
 		// deadline and reads unbounded bodies; ours keeps SPEC §7.
@@ -127,17 +131,18 @@ func New(o Options, store Storage, signer jwt.Signer) (fosite.OAuth2Provider, *f
 		compose.OpenIDConnectExplicitFactory,
 		compose.OpenIDConnectRefreshFactory,
 		compose.OAuth2TokenIntrospectionFactory,
-		compose.OAuth2TokenRevocationFactory,
+		revocationFactory, // not compose's: see familyRevocation
 		compose.OAuth2PKCEFactory,
 		compose.PushedAuthorizeHandlerFactory,
 	)
 	// Client assertions (private_key_jwt) may name the issuer or the token
 	// endpoint as aud: RFC 7523bis moves clients to the issuer, and the
 	// token endpoint is what OIDC Core told them until now.
+	// compose.Compose returns its *fosite.Fosite behind the interface.
 	f := p.(*fosite.Fosite)
 	f.Config = &assertionAudiences{Config: cfg, issuer: o.Issuer}
 	cfg.ClientAuthenticationStrategy = assertionFailuresAreInvalidClient(f, o.Now)
-	return p, cfg
+	return f
 }
 
 // MaxClientAssertionLifetime is how far in the future a client assertion's
@@ -157,6 +162,13 @@ const assertionClockSkew = time.Minute
 // the client to the jti replay cache, which keeps jtis per client.
 func assertionFailuresAreInvalidClient(f *fosite.Fosite, now func() time.Time) fosite.ClientAuthenticationStrategy {
 	return func(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
+		// A client registered with either secret method may use the other
+		// (SPEC §2): libraries differ in their defaults.
+		if _, sec, ok := r.BasicAuth(); ok && sec != "" {
+			ctx = storage.WithSecretMethod(ctx, "client_secret_basic")
+		} else if form.Get("client_secret") != "" {
+			ctx = storage.WithSecretMethod(ctx, "client_secret_post")
+		}
 		raw := form.Get("client_assertion")
 		if raw != "" {
 			// The claims are read before the signature is checked, which

@@ -30,6 +30,11 @@ type Session struct {
 	Resources []string `json:"res,omitempty"`
 	// JKT binds the tokens to a DPoP key (RFC 9449 cnf.jkt).
 	JKT string `json:"jkt,omitempty"`
+	// ExtraATClaims are the host app's additions to JWT access tokens
+	// and introspection; ExtraIDClaims its additions to the ID token and
+	// userinfo (SPEC §3.3). Neither holds a name Latch sets itself.
+	ExtraATClaims map[string]any `json:"extra_at_claims,omitempty"`
+	ExtraIDClaims map[string]any `json:"extra_id_claims,omitempty"`
 }
 
 var (
@@ -45,13 +50,23 @@ func NewSession() *Session {
 	}}
 }
 
-// UserSession builds the session for a user grant.
-func UserSession(issuer, clientID, subject string, authTime, requestedAt time.Time, acr string, idClaims, userClaims map[string]any) *Session {
+// UserSession builds the session for a user grant. idClaims are the
+// scope-filtered approval claims; idTokenClaims and atClaims the host app's
+// own additions to the ID token and the access token.
+func UserSession(issuer, clientID, subject string, authTime, requestedAt time.Time, acr string, idClaims, userClaims, idTokenClaims, atClaims map[string]any) *Session {
 	s := NewSession()
 	s.Subject = subject
 	s.ClientID = clientID
 	s.UserClaims = userClaims
 	s.Audience = []string{issuer}
+	s.ExtraIDClaims, s.ExtraATClaims = idTokenClaims, atClaims
+	if len(idTokenClaims) > 0 {
+		idClaims = maps.Clone(idClaims)
+		if idClaims == nil {
+			idClaims = map[string]any{}
+		}
+		maps.Copy(idClaims, idTokenClaims)
+	}
 	s.Claims = &jwt.IDTokenClaims{
 		Issuer:                              issuer,
 		Subject:                             subject,
@@ -73,6 +88,8 @@ func (s *Session) Clone() fosite.Session {
 		c.DefaultSession = *d
 	}
 	c.UserClaims = maps.Clone(s.UserClaims)
+	c.ExtraATClaims = maps.Clone(s.ExtraATClaims)
+	c.ExtraIDClaims = maps.Clone(s.ExtraIDClaims)
 	c.Audience = append([]string(nil), s.Audience...)
 	c.Resources = append([]string(nil), s.Resources...)
 	c.TokenResources = append([]string(nil), s.TokenResources...)
@@ -81,7 +98,11 @@ func (s *Session) Clone() fosite.Session {
 
 // GetJWTClaims builds the RFC 9068 access-token claims.
 func (s *Session) GetJWTClaims() jwt.JWTClaimsContainer {
-	extra := map[string]any{"client_id": s.ClientID}
+	extra := make(map[string]any, len(s.ExtraATClaims)+3)
+	// The host app's claims first: the names Latch sets overwrite them
+	// (approval refuses them anyway).
+	maps.Copy(extra, s.ExtraATClaims)
+	extra["client_id"] = s.ClientID
 	if s.JKT != "" {
 		extra["cnf"] = map[string]any{"jkt": s.JKT}
 	}

@@ -5,21 +5,13 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/latchhq/latch/ratelimit"
 	"github.com/latchhq/latch/storage"
+	"github.com/latchhq/latch/storage/conformance"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 func TestClientIP(t *testing.T) {
 	for remote, want := range map[string]string{
@@ -37,7 +29,7 @@ func TestClientIP(t *testing.T) {
 }
 
 func TestLimiterRefillsAndRefuses(t *testing.T) {
-	c := &clock{t: time.Unix(1_000_000, 0)}
+	c := conformance.NewClockAt(time.Unix(1_000_000, 0))
 	l := ratelimit.NewLimiter(60, 10, c.Now) // a minute's burst, then one a second
 	for i := range 60 {
 		if _, ok := l.Allow("a"); !ok {
@@ -66,7 +58,7 @@ func TestLimiterRefillsAndRefuses(t *testing.T) {
 // A flood from ever new addresses keeps memory bounded: the least recently
 // seen keys are forgotten.
 func TestLimiterTracksBoundedKeys(t *testing.T) {
-	c := &clock{t: time.Unix(1_000_000, 0)}
+	c := conformance.NewClockAt(time.Unix(1_000_000, 0))
 	l := ratelimit.NewLimiter(1, 100, c.Now)
 	for i := range 10_000 {
 		l.Allow(fmt.Sprintf("10.0.%d.%d", i/256, i%256))
@@ -95,7 +87,7 @@ func openStore(t *testing.T, dsn string, now func() time.Time) *storage.Store {
 // Two instances on one database: failures counted by either lock the
 // source on both, by address and by client id separately.
 func TestFailuresSharedAcrossInstances(t *testing.T) {
-	c := &clock{t: time.Date(2030, 1, 1, 0, 0, 10, 0, time.UTC)}
+	c := conformance.NewClockAt(time.Date(2030, 1, 1, 0, 0, 10, 0, time.UTC))
 	dsn := "sqlite://" + filepath.Join(t.TempDir(), "latch.db")
 	o := ratelimit.FailureOptions{PerIP: 4, PerClient: 6, Window: time.Minute, Sync: time.Second, Now: c.Now}
 	a := ratelimit.NewFailures(openStore(t, dsn, c.Now), o)

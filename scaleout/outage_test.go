@@ -26,6 +26,7 @@ func TestDatabaseBrieflyUnavailable(t *testing.T) {
 		t.Fatalf("exchange: %s", tok)
 	}
 	rt := str(t, tok, "refresh_token")
+	at := str(t, tok, "access_token")
 
 	u, _ := url.Parse(dsn)
 	db := strings.TrimPrefix(u.Path, "/")
@@ -56,6 +57,7 @@ func TestDatabaseBrieflyUnavailable(t *testing.T) {
 	if r := refresh(t, env.URL, c, rt); r.status != http.StatusServiceUnavailable || r.body["error"] != "temporarily_unavailable" {
 		t.Fatalf("refresh with the database away: %s, want 503 temporarily_unavailable", r)
 	}
+	unavailableEverywhere(t, env, c, at, rt)
 
 	sql(`ALTER DATABASE ` + db + ` ALLOW_CONNECTIONS true`)
 	if r := get(t, env.URL+"/health/ready"); r.status != http.StatusOK {
@@ -64,6 +66,46 @@ func TestDatabaseBrieflyUnavailable(t *testing.T) {
 	// The failed refresh spent nothing: the token still works, once.
 	if r := refresh(t, env.URL, c, rt); r.status != 200 {
 		t.Fatalf("refresh after the outage: %s", r)
+	}
+}
+
+// unavailableEverywhere checks that every endpoint that needs the database
+// says 503 temporarily_unavailable while it is away: not 401 (a client
+// would discard a valid token), not 500, and never a redirect that ends the
+// client's authorization attempt.
+func unavailableEverywhere(t *testing.T, env *latchtest.Env, c latchtest.Client, at, rt string) {
+	t.Helper()
+	form := func(path string, v url.Values, h map[string]string) *http.Request {
+		req, _ := http.NewRequest("POST", env.URL+path, strings.NewReader(v.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for k, val := range h {
+			req.Header.Set(k, val)
+		}
+		return req
+	}
+	userinfo, _ := http.NewRequest("GET", env.URL+"/userinfo", nil)
+	userinfo.Header.Set("Authorization", "Bearer "+at)
+	introspectClient := form("/oauth2/introspect", url.Values{"token": {at}}, nil)
+	introspectClient.SetBasicAuth(c.ID, c.Secret)
+	revoke := form("/oauth2/revoke", url.Values{"token": {rt}}, nil)
+	revoke.SetBasicAuth(c.ID, c.Secret)
+	apiGet, _ := http.NewRequest("GET", env.URL+"/api/clients/"+c.ID, nil)
+	apiGet.Header.Set("X-API-Key", latchtest.APIKey)
+	for name, req := range map[string]*http.Request{
+		"userinfo":                     userinfo,
+		"introspection as a client":    introspectClient,
+		"introspection with X-API-Key": form("/oauth2/introspect", url.Values{"token": {at}}, map[string]string{"X-API-Key": latchtest.APIKey}),
+		"revocation":                   revoke,
+		"admin API":                    apiGet,
+	} {
+		if r := do(t, req); r.status != http.StatusServiceUnavailable || r.body["error"] != "temporarily_unavailable" {
+			t.Errorf("%s with the database away: %s, want 503 temporarily_unavailable", name, r)
+		}
+	}
+	// A browser at authorize: an answer, not a redirect to the client.
+	resp, body := latchtest.NewBrowser(t).Get(authURL(env.URL, c, strings.Repeat("v", 43)))
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Location") != "" {
+		t.Errorf("authorize with the database away: %d Location %q %s, want 503 and no redirect", resp.StatusCode, resp.Header.Get("Location"), body)
 	}
 }
 

@@ -81,12 +81,10 @@ func tokenClientID(r *http.Request, ar fosite.AccessRequester) string {
 	return r.PostForm.Get("client_id")
 }
 
-// auditRevoke records a successful RFC 7009 revocation.
-func (s *Server) auditRevoke(ctx context.Context, r *http.Request, err error) {
-	if err != nil {
-		return
-	}
-	id := tokenClientID(r, nil)
-	s.audit.Record(ctx, audit.Event{Name: audit.TokenRevoked, ActorType: audit.ActorClient, ActorID: id, ClientID: id,
+// auditRevoke records a successful RFC 7009 revocation under the client
+// that authenticated (never the raw Basic user name, which is still
+// form-encoded and absent for private_key_jwt).
+func (s *Server) auditRevoke(ctx context.Context, r *http.Request, clientID string) {
+	s.audit.Record(ctx, audit.Event{Name: audit.TokenRevoked, ActorType: audit.ActorClient, ActorID: clientID, ClientID: clientID,
 		Details: map[string]any{"token_type_hint": r.PostForm.Get("token_type_hint")}})
 }

@@ -38,7 +38,7 @@ func (s *Server) authorize(c echo.Context) error {
 	if ok, err := s.checkDocumentClient(c, c.Request().Form.Get("client_id"), c.Request().Form.Get("redirect_uri")); !ok {
 		return err
 	}
-	ar, err := s.oauth.NewAuthorizeRequest(ctx, r)
+	ar, err := s.newAuthorizeRequest(ctx, r)
 	if err != nil {
 		return s.authorizeError(c, ar, err)
 	}
@@ -74,6 +74,28 @@ func (s *Server) authorize(c echo.Context) error {
 	}
 	s.audit.Record(ctx, audit.Event{Name: audit.SessionCreated, User: a.LoginSubject, ClientID: a.ClientID, Details: map[string]any{"scopes": a.RequestedScopes}})
 	return c.Redirect(http.StatusSeeOther, s.approvalURL(a.ID))
+}
+
+// newAuthorizeRequest is fosite's parser with SPEC §2's rules on top: a
+// `localhost` loopback redirect matches on any port, and state is optional
+// (PKCE, always required here, does its job). fosite's state check is the
+// last step of its parsing, so a request whose only fault is an absent state
+// is complete when it fails.
+func (s *Server) newAuthorizeRequest(ctx context.Context, r *http.Request) (fosite.AuthorizeRequester, error) {
+	if err := r.ParseMultipartForm(1 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+		return nil, fosite.ErrInvalidRequest.WithHint("Unable to parse the request parameters.").WithWrap(err)
+	}
+	ctx = storage.WithRequestedRedirect(ctx, r.Form.Get("redirect_uri"))
+	ar, err := s.oauth.NewAuthorizeRequest(ctx, r)
+	return ar, stateOptional(ar, err)
+}
+
+// stateOptional forgives fosite's invalid_state for a request without one.
+func stateOptional(ar fosite.AuthorizeRequester, err error) error {
+	if err != nil && ar != nil && ar.GetState() == "" && errors.Is(err, fosite.ErrInvalidState) {
+		return nil
+	}
+	return err
 }
 
 // maxAuthorizeParams bounds the authorization parameters of one request
@@ -234,6 +256,8 @@ func (s *Server) authorizeSilently(c echo.Context, ar fosite.AuthorizeRequester,
 	return s.finishAuthorize(c, ar, grant{
 		subject: login.Subject, scopes: ar.GetRequestedScopes(), claims: login.Claims,
 		authTime: login.AuthTime, acr: login.ACR, requestedAt: s.now(),
+		sid: login.SID, sessionExpires: login.ExpiresAt,
+		atClaims: login.AccessTokenClaims, idTokenClaims: login.IDTokenClaims,
 	})
 }
 
@@ -304,7 +328,7 @@ func (s *Server) completeResume(ctx context.Context, c echo.Context, id, browser
 	r.URL.RawQuery = a.RequestForm
 	r.Body, r.Form, r.PostForm, r.ContentLength = http.NoBody, nil, nil, 0
 	r.Header.Del("Content-Type")
-	ar, err := s.oauth.NewAuthorizeRequest(ctx, r)
+	ar, err := s.newAuthorizeRequest(ctx, r)
 	if err == nil && ar.GetClient().GetID() != a.ClientID {
 		// The consent screen named a.ClientID; a code for anyone else
 		// would be a code the user never agreed to, and its redirect URI
@@ -335,12 +359,14 @@ func (s *Server) completeResume(ctx context.Context, c echo.Context, id, browser
 	resp, err := s.authorizeResponse(ctx, ar, grant{
 		subject: a.Subject, scopes: a.GrantedScopes, claims: a.Claims,
 		authTime: authTime, acr: a.ACR, requestedAt: a.CreatedAt,
+		sid: login.SID, sessionExpires: login.ExpiresAt,
+		atClaims: a.AccessTokenClaims, idTokenClaims: a.IDTokenClaims,
 	})
 	if err != nil {
 		return nil, err
 	}
 	return func() error {
-		s.setCookie(c, loginCookie, login, s.opt.LoginSessionLifetime)
+		s.setCookie(c, loginCookie, login.cookie, s.opt.LoginSessionLifetime)
 		s.writeAuthorizeResponse(c, ar, resp, a.Subject, a.GrantedScopes)
 		return nil
 	}, nil
@@ -368,18 +394,25 @@ func (s *Server) unavailable(c echo.Context) error {
 	return browserPage(c, http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again in a moment.")
 }
 
-// startLogin stores a login session for the approved user and returns the
-// cookie value to give the browser once it is committed.
-func (s *Server) startLogin(ctx context.Context, a *storage.AuthSession, authTime time.Time) (string, error) {
+// newLogin is a login session just stored and the cookie value to give
+// the browser once it is committed.
+type newLogin struct {
+	*storage.LoginSession
+	cookie string
+}
+
+// startLogin stores a login session for the approved user.
+func (s *Server) startLogin(ctx context.Context, a *storage.AuthSession, authTime time.Time) (newLogin, error) {
 	v := secret.New()
-	err := s.store.CreateLoginSession(ctx, &storage.LoginSession{
-		IDHash: s.hasher.Sum("login", v), Subject: a.Subject, AuthTime: authTime.UTC(), ACR: a.ACR,
+	l := &storage.LoginSession{
+		IDHash: s.hasher.Sum("login", v), SID: secret.New(), Subject: a.Subject, AuthTime: authTime.UTC(), ACR: a.ACR,
 		Claims: a.Claims, ExpiresAt: s.now().Add(s.opt.LoginSessionLifetime),
-	})
-	if err != nil {
-		return "", fmt.Errorf("create login session: %w", err)
+		AccessTokenClaims: a.AccessTokenClaims, IDTokenClaims: a.IDTokenClaims,
 	}
-	return v, nil
+	if err := s.store.CreateLoginSession(ctx, l); err != nil {
+		return newLogin{}, fmt.Errorf("create login session: %w", err)
+	}
+	return newLogin{LoginSession: l, cookie: v}, nil
 }
 
 type grant struct {
@@ -389,6 +422,12 @@ type grant struct {
 	authTime    time.Time
 	requestedAt time.Time
 	acr         string
+	// sid names the login session the grant is issued under (the ID
+	// token's sid); sessionExpires is when that session runs out.
+	sid            string
+	sessionExpires time.Time
+	// The host app's additions to the access token and the ID token.
+	atClaims, idTokenClaims map[string]any
 }
 
 // finishAuthorize issues the code for a decided request.
@@ -412,7 +451,7 @@ func (s *Server) authorizeResponse(ctx context.Context, ar fosite.AuthorizeReque
 	}
 	sess := provider.UserSession(s.opt.Issuer, ar.GetClient().GetID(), g.subject,
 		g.authTime.Truncate(time.Second), g.requestedAt.Truncate(time.Second), g.acr,
-		scopes.Claims(g.scopes, g.claims), g.claims)
+		scopes.Claims(g.scopes, g.claims), g.claims, g.idTokenClaims, g.atClaims)
 	// dpop_jkt binds the code: the token request must prove that key.
 	sess.JKT = ar.GetRequestForm().Get("dpop_jkt")
 	// The resources the tokens of this grant may be for (checked when the
@@ -423,7 +462,32 @@ func (s *Server) authorizeResponse(ctx context.Context, ar fosite.AuthorizeReque
 		return nil, err
 	}
 	sess.Resources = res
-	resp, err := s.oauth.NewAuthorizeResponse(ctx, ar, sess)
+	if g.sid != "" {
+		if sess.Claims.Extra == nil {
+			sess.Claims.Extra = map[string]any{}
+		}
+		sess.Claims.Extra["sid"] = g.sid
+	}
+	// The code, PKCE and OIDC rows are written together or not at all: a
+	// database lost between them would leave a live code that can never
+	// be redeemed. The note that the client got a grant under the login
+	// session (whose end must reach it and may revoke the grant) commits
+	// with them.
+	var resp fosite.AuthorizeResponder
+	err = s.store.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		if resp, err = s.oauth.NewAuthorizeResponse(ctx, ar, sess); err != nil || g.sid == "" {
+			return err
+		}
+		err = s.store.RecordSessionGrant(ctx, &storage.SessionGrant{
+			SID: g.sid, RequestID: ar.GetID(), ClientID: ar.GetClient().GetID(), Subject: g.subject,
+			Offline: slices.Contains(g.scopes, "offline_access"), ExpiresAt: g.sessionExpires.UTC(),
+		})
+		if err != nil {
+			return fmt.Errorf("record the grant under its login session: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -433,12 +497,22 @@ func (s *Server) authorizeResponse(ctx context.Context, ar fosite.AuthorizeReque
 	if resp.GetParameters().Get("scope") == "" {
 		resp.GetParameters().Del("scope")
 	}
+	// Likewise state: a request without one gets none back.
+	if resp.GetParameters().Get("state") == "" {
+		resp.GetParameters().Del("state")
+	}
 	return resp, nil
 }
 
 func (s *Server) writeAuthorizeResponse(c echo.Context, ar fosite.AuthorizeRequester, resp fosite.AuthorizeResponder, subject string, granted []string) {
 	ctx := c.Request().Context()
 	s.audit.Record(ctx, audit.Event{Name: audit.CodeIssued, User: subject, ClientID: ar.GetClient().GetID(), Details: map[string]any{"scopes": granted}})
+	if ar.GetResponseMode() == fosite.ResponseModeFormPost {
+		if err := writeFormPost(c, ar.GetRedirectURI(), resp.GetParameters()); err != nil {
+			s.log.Warn("writing a form_post response", "err", err)
+		}
+		return
+	}
 	s.oauth.WriteAuthorizeResponse(ctx, c.Response(), ar, resp)
 }
 
@@ -450,6 +524,11 @@ func (s *Server) writeAuthorizeResponse(c echo.Context, ar fosite.AuthorizeReque
 // page either way: redirecting server_error would end a sign-in that a
 // retry could finish.
 func (s *Server) authorizeError(c echo.Context, ar fosite.AuthorizeRequester, err error) error {
+	if dbUnavailable(err) {
+		// Never redirected: server_error would end the client's attempt,
+		// while the same request works once the database is back.
+		return s.writeUnavailable(c, err)
+	}
 	rfc := fosite.ErrorToRFC6749Error(err)
 	// fosite reports any failed client lookup as invalid_client; only a
 	// client that is not there is the request's fault.
@@ -472,16 +551,21 @@ func (s *Server) authorizeError(c echo.Context, ar fosite.AuthorizeRequester, er
 	return s.redirectError(c, ar, rfc.ErrorField, rfc.GetDescription())
 }
 
-// redirectError sends an error to the client's (validated) redirect URI.
+// redirectError sends an error to the client's (validated) redirect URI,
+// in the response mode the request asked for.
 func (s *Server) redirectError(c echo.Context, ar fosite.AuthorizeRequester, code, desc string) error {
+	params := url.Values{"error": {code}, "error_description": {desc}, "iss": {s.opt.Issuer}}
+	if st := ar.GetRequestForm().Get("state"); st != "" {
+		params.Set("state", st)
+	}
+	if ar.GetResponseMode() == fosite.ResponseModeFormPost {
+		return writeFormPost(c, ar.GetRedirectURI(), params)
+	}
 	u := *ar.GetRedirectURI()
 	q := u.Query()
-	q.Set("error", code)
-	q.Set("error_description", desc)
-	if st := ar.GetRequestForm().Get("state"); st != "" {
-		q.Set("state", st)
+	for k := range params {
+		q.Set(k, params.Get(k))
 	}
-	q.Set("iss", s.opt.Issuer)
 	u.RawQuery = q.Encode()
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.Redirect(http.StatusSeeOther, u.String())

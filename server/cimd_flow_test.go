@@ -14,6 +14,7 @@ import (
 
 	"github.com/latchhq/latch/config"
 	"github.com/latchhq/latch/latchtest"
+	"github.com/latchhq/latch/storage/conformance"
 )
 
 // docServer serves client metadata documents on loopback and counts
@@ -234,7 +235,7 @@ func secretish(doc map[string]any) string {
 // remembered briefly.
 func TestClientIDMetadataDocumentCache(t *testing.T) {
 	docs := newDocServer(t)
-	clock := latchtest.NewClock()
+	clock := conformance.NewClockAt(time.Now())
 	env := latchtest.Start(t, latchtest.Options{Now: clock.Now, Configure: withDocuments(func(c *config.Config) {
 		c.CIMD.MinCache, c.CIMD.MaxCache, c.CIMD.NegativeCache = 5*time.Minute, time.Hour, 2*time.Minute
 	})})

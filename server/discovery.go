@@ -39,6 +39,9 @@ type Metadata struct {
 	DPoPSigningAlgValuesSupported              []string `json:"dpop_signing_alg_values_supported,omitempty"`
 	PushedAuthorizationRequestEndpoint         string   `json:"pushed_authorization_request_endpoint"`
 	RequirePushedAuthorizationRequests         bool     `json:"require_pushed_authorization_requests"`
+	EndSessionEndpoint                         string   `json:"end_session_endpoint"`
+	BackchannelLogoutSupported                 bool     `json:"backchannel_logout_supported"`
+	BackchannelLogoutSessionSupported          bool     `json:"backchannel_logout_session_supported"`
 	// ClientIDMetadataDocumentSupported: https client ids are accepted
 	// (draft-ietf-oauth-client-id-metadata-document).
 	ClientIDMetadataDocumentSupported bool `json:"client_id_metadata_document_supported,omitempty"`
@@ -57,7 +60,7 @@ func (s *Server) Metadata() Metadata {
 	if len(algs) == 0 {
 		algs = []string{"ES256"}
 	}
-	claims := append([]string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "at_hash"}, scopes.SupportedClaims()...)
+	claims := append([]string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "at_hash", "sid"}, scopes.SupportedClaims()...)
 	return Metadata{
 		Issuer:                                     iss,
 		AuthorizationEndpoint:                      iss + "/oauth2/authorize",
@@ -68,7 +71,7 @@ func (s *Server) Metadata() Metadata {
 		IntrospectionEndpoint:                      iss + "/oauth2/introspect",
 		ScopesSupported:                            s.scopes.Names(),
 		ResponseTypesSupported:                     []string{"code"},
-		ResponseModesSupported:                     []string{"query"},
+		ResponseModesSupported:                     []string{"query", "form_post"},
 		GrantTypesSupported:                        grantTypes,
 		SubjectTypesSupported:                      []string{"public"},
 		IDTokenSigningAlgValuesSupported:           algs,
@@ -83,6 +86,9 @@ func (s *Server) Metadata() Metadata {
 		DPoPSigningAlgValuesSupported:              s.dpopAlgs(),
 		PushedAuthorizationRequestEndpoint:         iss + parPath,
 		RequirePushedAuthorizationRequests:         s.opt.PARRequired,
+		EndSessionEndpoint:                         iss + logoutPath,
+		BackchannelLogoutSupported:                 true,
+		BackchannelLogoutSessionSupported:          true,
 		ClientIDMetadataDocumentSupported:          s.opt.ClientMetadataDocuments,
 		RegistrationEndpoint:                       s.opt.RegistrationEndpoint,
 	}

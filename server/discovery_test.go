@@ -26,7 +26,7 @@ func TestDiscoveryDocumentExactly(t *testing.T) {
 		"introspection_endpoint":                           iss + "/oauth2/introspect",
 		"scopes_supported":                                 []any{"openid", "profile", "email", "offline_access", "api:read"},
 		"response_types_supported":                         []any{"code"},
-		"response_modes_supported":                         []any{"query"},
+		"response_modes_supported":                         []any{"query", "form_post"},
 		"grant_types_supported":                            []any{"authorization_code", "refresh_token", "client_credentials"},
 		"subject_types_supported":                          []any{"public"},
 		"id_token_signing_alg_values_supported":            []any{"ES256", "RS256"},
@@ -43,6 +43,9 @@ func TestDiscoveryDocumentExactly(t *testing.T) {
 		"request_parameter_supported":                      false,
 		"request_uri_parameter_supported":                  false,
 		"authorization_response_iss_parameter_supported":   true,
+		"end_session_endpoint":                             iss + "/oauth2/logout",
+		"backchannel_logout_supported":                     true,
+		"backchannel_logout_session_supported":             true,
 		"client_id_metadata_document_supported":            true,
 	}
 	for _, path := range []string{"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"} {
@@ -55,7 +58,7 @@ func TestDiscoveryDocumentExactly(t *testing.T) {
 			t.Fatal(err)
 		}
 		claims, _ := got["claims_supported"].([]any)
-		for _, c := range []any{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "email", "name"} {
+		for _, c := range []any{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "email", "name", "sid"} {
 			if !contains(claims, c) {
 				t.Errorf("%s: claims_supported lacks %v", path, c)
 			}
@@ -85,12 +88,16 @@ func TestJWKSPublishesTheSigningKeyWithKid(t *testing.T) {
 	if err := json.Unmarshal(body, &set); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("jwks: %d %v", resp.StatusCode, err)
 	}
-	if len(set.Keys) != 1 {
-		t.Fatalf("want one key, got %v", set.Keys)
+	// One key per supported algorithm, made at start (docs/postgres.md).
+	if len(set.Keys) != 2 {
+		t.Fatalf("want an ES256 and an RS256 key, got %v", set.Keys)
 	}
-	k := set.Keys[0]
-	if k["kty"] != "EC" || k["crv"] != "P-256" || k["alg"] != "ES256" || k["use"] != "sig" || k["kid"] == "" || k["d"] != nil {
-		t.Errorf("jwk %v: want a public P-256 ES256 signing key with kid", k)
+	for _, k := range set.Keys {
+		ec := k["kty"] == "EC" && k["crv"] == "P-256" && k["alg"] == "ES256"
+		rsa := k["kty"] == "RSA" && k["alg"] == "RS256"
+		if !(ec || rsa) || k["use"] != "sig" || k["kid"] == "" || k["d"] != nil || k["p"] != nil {
+			t.Errorf("jwk %v: want a public P-256 ES256 or RSA RS256 signing key with kid", k)
+		}
 	}
 }
 

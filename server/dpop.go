@@ -67,13 +67,18 @@ func bindToken(ar fosite.AccessRequester, proof *dpop.Proof) error {
 	return nil
 }
 
-// withIDTokenAlg makes ID tokens for clients registered with
-// id_token_signed_response_alg=RS256 come out RS256-signed.
-func withIDTokenAlg(ctx context.Context, client fosite.Client) context.Context {
+// withIDTokenAlg signs the ID tokens made under ctx with the client's
+// id_token_signed_response_alg, else the server's default (RS256 unless
+// configured otherwise, as OpenID Connect Registration §2 defines).
+func (s *Server) withIDTokenAlg(ctx context.Context, client fosite.Client) context.Context {
+	alg := s.opt.IDTokenSigningAlg
 	if c, ok := client.(*storage.Client); ok && c.IDTokenSignedResponseAlg != "" {
-		return keys.WithIDTokenAlg(ctx, c.IDTokenSignedResponseAlg)
+		alg = c.IDTokenSignedResponseAlg
 	}
-	return ctx
+	if alg == "" {
+		return ctx
+	}
+	return keys.WithIDTokenAlg(ctx, alg)
 }
 
 // setNonce hands out the current nonce when nonces are required, so a
@@ -96,6 +101,11 @@ func (s *Server) resourceAuth(c echo.Context, path string) (fosite.AccessRequest
 	}
 	sess := provider.NewSession()
 	use, ar, err := s.oauth.IntrospectToken(c.Request().Context(), token, fosite.AccessToken, sess)
+	if dbUnavailable(err) {
+		// Not invalid_token: a client told that discards a valid token.
+		_ = s.writeUnavailable(c, err)
+		return nil, nil, false
+	}
 	if err != nil || use != fosite.AccessToken {
 		s.challengeAs(c, isDPoP, "invalid_token", "The access token is invalid, expired or revoked.")
 		return nil, nil, false

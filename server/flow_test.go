@@ -104,23 +104,6 @@ func introspect(t *testing.T, env *latchtest.Env, token, id, secret string) map[
 	return out
 }
 
-func postForm(t *testing.T, u string, form url.Values, id, secret string) (*http.Response, map[string]any) {
-	t.Helper()
-	req, _ := http.NewRequest("POST", u, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if id != "" {
-		req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out := map[string]any{}
-	json.NewDecoder(resp.Body).Decode(&out)
-	return resp, out
-}
-
 func TestAuthorizationCodeFlowWithRealClients(t *testing.T) {
 	env := latchtest.Start(t, latchtest.Options{})
 	cases := []struct {

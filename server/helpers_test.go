@@ -4,6 +4,7 @@ import (
 	"net/url"
 
 	"github.com/latchhq/latch/config"
+	"github.com/latchhq/latch/latchtest"
 )
 
 // withScopes adds scopes the way LATCH_SCOPES would.
@@ -16,6 +17,9 @@ func withScopes(spec string) func(*config.Config) {
 		c.Scopes = cfg.Scopes
 	}
 }
+
+// postForm is latchtest.PostForm under the name these tests use.
+var postForm = latchtest.PostForm
 
 func mustURL(s string) *url.URL {
 	u, err := url.Parse(s)

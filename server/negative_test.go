@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math/rand"
 	"net/http"
 	"net/url"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/latchhq/latch/latchtest"
+	"github.com/latchhq/latch/storage/conformance"
 )
 
 // outcome is what a refused request produced, read the same way whether
@@ -40,10 +42,11 @@ func readOutcome(t *testing.T, resp *http.Response, body []byte) outcome {
 	return o
 }
 
-// negFixture holds what the rows share: one instance, clients, a browser.
+// negFixture holds what the rows share: one instance and its clients.
+// Rows only add state of their own (sessions, codes), never change what
+// another row sees, so they pass in any order.
 type negFixture struct {
 	env    *latchtest.Env
-	clock  *latchtest.Clock
 	web    latchtest.Client
 	other  latchtest.Client
 	native latchtest.Client
@@ -97,9 +100,8 @@ func do(t *testing.T, req *http.Request) (*http.Response, []byte) {
 }
 
 func TestRefusals(t *testing.T) {
-	clock := latchtest.NewClock()
-	env := latchtest.Start(t, latchtest.Options{Now: clock.Now})
-	f := &negFixture{env: env, clock: clock, web: env.WebClient("client_secret_basic"),
+	env := latchtest.Start(t, latchtest.Options{})
+	f := &negFixture{env: env, web: env.WebClient("client_secret_basic"),
 		other: env.WebClient("client_secret_basic"), native: env.NativeClient()}
 
 	get := func(u string) func(t *testing.T) outcome {
@@ -285,14 +287,22 @@ func TestRefusals(t *testing.T) {
 				resp, body := latchtest.NewBrowser(t).Get(env.URL + "/userinfo?access_token=" + url.QueryEscape(tok["access_token"].(string)))
 				return readOutcome(t, resp, body)
 			}},
-		// Last: it moves the clock past every session, and fosite keeps its own.
+		// Moving a clock would expire every other row's sessions and codes
+		// (and fosite keeps its own clock), so this row has its own instance.
 		{name: "expired session", wantStatus: 410, wantCode: "expired",
 			run: func(t *testing.T) outcome {
-				id := env.StartAuthorize(latchtest.NewBrowser(t), f.authURL(f.web, nil))
-				clock.Advance(env.Config.Approval.SessionLifetime + time.Second)
-				return apiOutcome(t, env, latchtest.APIKey, "POST", "/api/auth_session/"+id+"/approve", `{"user":"u"}`)
+				clock := conformance.NewClockAt(time.Now())
+				own := latchtest.Start(t, latchtest.Options{Now: clock.Now})
+				g := &negFixture{env: own, web: own.WebClient("client_secret_basic")}
+				id := own.StartAuthorize(latchtest.NewBrowser(t), g.authURL(g.web, nil))
+				clock.Advance(own.Config.Approval.SessionLifetime + time.Second)
+				return apiOutcome(t, own, latchtest.APIKey, "POST", "/api/auth_session/"+id+"/approve", `{"user":"u"}`)
 			}},
 	}
+	// A shuffled order keeps the rows honest about sharing nothing.
+	seed := time.Now().UnixNano()
+	t.Logf("row order seed %d", seed)
+	rand.New(rand.NewSource(seed)).Shuffle(len(rows), func(i, j int) { rows[i], rows[j] = rows[j], rows[i] })
 	for _, row := range rows {
 		t.Run(row.name, func(t *testing.T) {
 			o := row.run(t)

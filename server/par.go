@@ -43,9 +43,14 @@ func (s *Server) par(c echo.Context) error {
 	if ok, err := s.checkDocumentClient(c, r.Form.Get("client_id"), r.Form.Get("redirect_uri")); !ok {
 		return err
 	}
+	ctx = storage.WithRequestedRedirect(ctx, r.Form.Get("redirect_uri"))
 	ar, err := s.oauth.NewPushedAuthorizeRequest(ctx, r)
-	if err != nil {
+	if err = stateOptional(ar, err); err != nil {
 		return s.parError(c, ar, err)
+	}
+	if ar.GetRequestedScopes().Has("openid") && r.Form.Get("redirect_uri") == "" {
+		// fosite checks this only after the state it no longer insists on.
+		return s.parError(c, ar, fosite.ErrInvalidRequest.WithHint("redirect_uri is required for OpenID Connect requests."))
 	}
 	if err := s.checkAuthorizeRequest(ar, false, true); err != nil {
 		return s.parError(c, ar, err)

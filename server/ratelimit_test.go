@@ -20,6 +20,7 @@ import (
 	"github.com/latchhq/latch/clients"
 	"github.com/latchhq/latch/config"
 	"github.com/latchhq/latch/latchtest"
+	"github.com/latchhq/latch/storage/conformance"
 	"github.com/latchhq/latch/storage/pgtest"
 )
 
@@ -145,7 +146,7 @@ func TestFailedCredentialLimitsAreShared(t *testing.T) {
 func testSharedLimits(t *testing.T, dsn string) {
 	// A clock well inside a 5-minute window, so advancing it cannot start
 	// a new one.
-	clk := latchtest.NewClock()
+	clk := conformance.NewClockAt(time.Now())
 	now := clk.Now()
 	clk.Advance(now.Truncate(5 * time.Minute).Add(5*time.Minute + 10*time.Second).Sub(now))
 	opt := latchtest.Options{DSN: dsn, Now: clk.Now, Configure: limits(func(l *config.LimitsConfig) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/latchhq/latch/config"
 	"github.com/latchhq/latch/latchtest"
+	"github.com/latchhq/latch/storage/conformance"
 )
 
 // register calls the registration endpoint (RFC 7591 / 7592) with an
@@ -175,7 +176,7 @@ func TestRegistrationOpen(t *testing.T) {
 // machine client.
 func TestRegistrationToken(t *testing.T) {
 	bothDatabases(t, func(t *testing.T, dsn string) {
-		clock := latchtest.NewClock()
+		clock := conformance.NewClockAt(time.Now())
 		env := latchtest.Start(t, latchtest.Options{DSN: dsn, Now: clock.Now, Configure: withRegistration("token", nil)})
 		reg := env.URL + "/oauth2/register"
 		if resp, out := register(t, "POST", reg, "", nativeMetadata()); resp.StatusCode != 401 || out["error"] != "invalid_token" {
@@ -253,7 +254,7 @@ func TestRegistrationLimits(t *testing.T) {
 // TestIdleDynamicClientsPurged: a registered client that never obtained a
 // token is deleted after dynamic_clients.idle_lifetime; one that did stays.
 func TestIdleDynamicClientsPurged(t *testing.T) {
-	clock := latchtest.NewClock()
+	clock := conformance.NewClockAt(time.Now())
 	env := latchtest.Start(t, latchtest.Options{Now: clock.Now, Configure: withRegistration("open", func(c *config.Config) {
 		c.DynamicClients.IdleLifetime = 24 * time.Hour
 	})})

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/latchhq/latch/clients"
+	"github.com/latchhq/latch/config"
 	"github.com/latchhq/latch/keys"
 	"github.com/latchhq/latch/latchtest"
 )
@@ -80,25 +81,34 @@ func publishes(t *testing.T, env *latchtest.Env, kid string) bool {
 	return false
 }
 
-// TestRS256IDTokensPerClient: a client registered with
-// id_token_signed_response_alg=RS256 gets RS256 ID tokens (the key is made
-// on first use), verifiable through the JWKS; its access tokens and other
-// clients' ID tokens stay ES256.
+// TestRS256IDTokensPerClient: ID tokens are RS256 for a client that
+// registers no id_token_signed_response_alg (OpenID Connect Registration
+// §2), ES256 for one that registers it, RS256 for one naming RS256 when the
+// server default is ES256 (the key is made on first use); all verify
+// through the JWKS, and access tokens stay ES256.
 func TestRS256IDTokensPerClient(t *testing.T) {
 	ctx := context.Background()
 	env := latchtest.Start(t, latchtest.Options{})
-	rsClient := env.RegisterClient(map[string]any{"client_name": "RS", "redirect_uris": []string{"https://client.example/cb"},
+	esClient := env.RegisterClient(map[string]any{"client_name": "ES", "redirect_uris": []string{"https://client.example/cb"},
+		"grant_types": []string{"authorization_code", "refresh_token"}, "id_token_signed_response_alg": "ES256"})
+	defClient := env.WebClient("client_secret_basic")
+	esEnv := latchtest.Start(t, latchtest.Options{Configure: func(c *config.Config) { c.Tokens.IDTokenSigningAlg = "ES256" }})
+	rsClient := esEnv.RegisterClient(map[string]any{"client_name": "RS", "redirect_uris": []string{"https://client.example/cb"},
 		"grant_types": []string{"authorization_code", "refresh_token"}, "id_token_signed_response_alg": "RS256"})
-	esClient := env.WebClient("client_secret_basic")
+	esDefault := esEnv.WebClient("client_secret_basic")
 
 	for _, tc := range []struct {
+		env         *latchtest.Env
 		client      latchtest.Client
 		wantIDAlg   string
 		description string
 	}{
-		{rsClient, "RS256", "RS256 client"},
-		{esClient, "ES256", "default client"},
+		{env, defClient, "RS256", "default client"},
+		{env, esClient, "ES256", "ES256 client"},
+		{esEnv, rsClient, "RS256", "RS256 client, server default ES256"},
+		{esEnv, esDefault, "ES256", "default client, server default ES256"},
 	} {
+		env := tc.env
 		r := newRP(t, env, tc.client, oauth2.AuthStyleInHeader, "openid", "offline_access")
 		tok, _ := r.login(t, latchtest.NewBrowser(t), map[string]any{"user": "u"})
 		raw := tok.Extra("id_token").(string)

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/latchhq/latch/apierror"
+	"github.com/latchhq/latch/apikeys"
 	"github.com/latchhq/latch/approval"
 	"github.com/latchhq/latch/audit"
 	"github.com/latchhq/latch/config"
@@ -42,10 +44,14 @@ type Store interface {
 	InTx(ctx context.Context, fn func(ctx context.Context) error) error
 	CreateLoginSession(ctx context.Context, l *storage.LoginSession) error
 	LoginSession(ctx context.Context, idHash string) (*storage.LoginSession, error)
+	RecordSessionGrant(ctx context.Context, g *storage.SessionGrant) error
 	AuthorizationAt(ctx context.Context, subject, clientID, redirectURI string) (*storage.Authorization, error)
 	APIKeyByHash(ctx context.Context, hash string) (*storage.APIKey, error)
 	RevokeGrant(ctx context.Context, requestID string) error
 	MarkClientObtainedToken(ctx context.Context, id string) error
+	CORSOriginRegistered(ctx context.Context, origin string) (bool, error)
+	RefreshReplay(ctx context.Context, signature string) (*storage.RefreshReplay, error)
+	SealRefreshResponse(ctx context.Context, spent, sealed string) error
 }
 
 // Options are the HTTP-level settings.
@@ -56,6 +62,11 @@ type Options struct {
 	LoginSessionLifetime time.Duration
 	MaxBodyBytes         int64
 	IDTokenSigningAlgs   []string
+	// IDTokenSigningAlg signs ID tokens for clients that register none.
+	IDTokenSigningAlg string
+	// RefreshReuseInterval is the server's refresh reuse interval (a
+	// client's refresh_reuse_interval overrides it).
+	RefreshReuseInterval time.Duration
 	// PARRequired refuses authorization requests not pushed first.
 	PARRequired       bool
 	ReadTimeout       time.Duration
@@ -64,6 +75,10 @@ type Options struct {
 	IdleTimeout       time.Duration
 	// Limits are the per-address request rates (SPEC §7).
 	Limits Limits
+	// SeparateAdmin serves /metrics and /api from AdminHandler only, for a
+	// second listener the public network cannot reach; Handler then
+	// answers 404 for them.
+	SeparateAdmin bool
 	// ClientMetadataDocuments says https client ids are accepted (SPEC §6).
 	ClientMetadataDocuments bool
 	// RegistrationEndpoint is advertised in discovery; empty while dynamic
@@ -83,8 +98,15 @@ type Deps struct {
 	Metrics  *prometheus.Registry
 	Now      func() time.Time
 	Audit    *audit.Recorder // nil records nothing
+	// APIKeys checks X-API-Key on /api (and audits each use).
+	APIKeys *apikeys.Service
 	// DPoP verifies proofs; nil turns DPoP off.
 	DPoP *dpop.Verifier
+	// Sessions ends login sessions at /oauth2/logout.
+	Sessions Sessions
+	// RefreshReplay seals token responses kept for the refresh reuse
+	// interval; nil turns the interval off.
+	RefreshReplay *keys.Sealer
 	// Failures limits failed credentials across instances; nil turns the
 	// limits off.
 	Failures *ratelimit.Failures
@@ -104,13 +126,20 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	dpop    *dpop.Verifier
+	replay  *keys.Sealer
 	secure  bool
 	echo    *echo.Echo
+	admin   *echo.Echo // the same router as echo unless SeparateAdmin
 	metrics *httpMetrics
 	limits  *limiters
 	audit   *audit.Recorder
+	apiKeys *apikeys.Service
+	// outageLogged is when a database outage was last logged (outage.go).
+	outageLogged atomic.Int64
 	// resources are the resource servers tokens may be issued for.
 	resources *resources.Registry
+	// sessions ends login sessions (sign-out).
+	sessions Sessions
 	// API is the /api group (admin API key required), for other packages'
 	// routes.
 	API *echo.Group
@@ -127,26 +156,30 @@ func New(opt Options, d Deps) *Server {
 	if d.Metrics == nil {
 		d.Metrics = prometheus.NewRegistry()
 	}
-	e := echo.New()
 	s := &Server{
 		opt: opt, store: d.Store, oauth: d.OAuth, keys: d.Keys, hasher: d.Hasher, scopes: d.Scopes,
-		appr: d.Approval, log: d.Logger, now: d.Now, audit: d.Audit, dpop: d.DPoP, resources: d.Resources,
+		appr: d.Approval, log: d.Logger, now: d.Now, audit: d.Audit, dpop: d.DPoP, resources: d.Resources, replay: d.RefreshReplay, sessions: d.Sessions,
 		secure:  strings.HasPrefix(opt.Issuer, "https://"),
-		metrics: newHTTPMetrics(d.Metrics, e),
+		apiKeys: d.APIKeys,
 	}
+	s.metrics = newHTTPMetrics(d.Metrics, func() []*echo.Echo {
+		if s.admin == s.echo {
+			return []*echo.Echo{s.echo}
+		}
+		return []*echo.Echo{s.echo, s.admin}
+	})
 	s.limits = newLimiters(opt.Limits, d.Failures, d.Now, d.Metrics)
-	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = s.handleError
-	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}))
-	e.Use(s.metrics.middleware)
-	e.Use(s.accessLog)
-	e.Use(s.limitBody)
-	e.Use(securityHeaders)
-	e.Use(auditContext)
+	e := s.newRouter()
+	admin := e
+	if opt.SeparateAdmin {
+		// Separate routers, not a path filter in front of one: a route
+		// that is not registered cannot be reached by any path spelling.
+		admin = s.newRouter()
+	}
 
-	e.GET("/.well-known/openid-configuration", s.discovery)
-	e.GET("/.well-known/oauth-authorization-server", s.discovery)
-	e.GET("/.well-known/jwks.json", s.jwks)
+	e.GET("/.well-known/openid-configuration", s.discovery, publicCORS)
+	e.GET("/.well-known/oauth-authorization-server", s.discovery, publicCORS)
+	e.GET("/.well-known/jwks.json", s.jwks, publicCORS)
 	// Anonymous requests that store something are limited per address;
 	// client-authenticated ones are refused while the sender or the client
 	// is locked out by failed credentials (SPEC §7).
@@ -155,17 +188,23 @@ func New(opt Options, d Deps) *Server {
 	e.POST("/oauth2/authorize", s.authorize, authorizeLimit)
 	e.GET(approval.ResumePath, s.resume)
 	e.POST(parPath, s.par, s.perIP(s.limits.par, limitPAR), s.credentialGate)
-	e.POST("/oauth2/token", s.token, s.credentialGate)
-	e.POST("/oauth2/revoke", s.revoke, s.credentialGate)
+	// CORS outermost, so a page can read even a 429 (cors.go).
+	e.POST("/oauth2/token", s.token, s.clientCORS, s.credentialGate)
+	e.OPTIONS("/oauth2/token", s.preflight(http.MethodPost))
+	e.POST("/oauth2/revoke", s.revoke, s.clientCORS, s.credentialGate)
+	e.OPTIONS("/oauth2/revoke", s.preflight(http.MethodPost))
 	e.POST("/oauth2/introspect", s.introspect, s.credentialGate)
 	e.GET("/userinfo", s.userinfo)
 	e.POST("/userinfo", s.userinfo)
+	e.GET(logoutPath, s.logout)
+	e.POST(logoutPath, s.logout)
+	e.OPTIONS("/userinfo", s.preflight("GET, POST"))
 	e.GET("/health/alive", s.alive)
 	e.GET("/health/ready", s.ready)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Metrics, promhttp.HandlerOpts{})))
-	e.GET("/api/scopes", s.listScopes)
+	admin.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Metrics, promhttp.HandlerOpts{})))
+	admin.GET("/api/scopes", s.listScopes)
 
-	s.API = e.Group("/api", noStore, s.requireAPIKey)
+	s.API = admin.Group("/api", noStore, s.requireAPIKey)
 	s.appr.Register(s.API)
 	switch {
 	case opt.ApprovalURL != "":
@@ -177,8 +216,37 @@ func New(opt Options, d Deps) *Server {
 		// public issuer (SPEC §1).
 		s.log.Error("no approval_url and the issuer is not a loopback address: the development consent page is not served; set LATCH_APPROVAL_URL", "issuer", opt.Issuer)
 	}
-	s.echo = e
+	s.echo, s.admin = e, admin
 	return s
+}
+
+// newRouter is an echo router with the middleware every listener shares.
+func (s *Server) newRouter() *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}))
+	e.Use(s.metrics.middleware)
+	e.Use(s.accessLog)
+	e.Use(s.limitBody)
+	e.Use(securityHeaders)
+	e.Use(auditContext)
+	return e
+}
+
+// AdminEcho is the router serving /metrics and /api: the public one unless
+// SeparateAdmin is set.
+func (s *Server) AdminEcho() *echo.Echo { return s.admin }
+
+// AdminHTTPServer is HTTPServer for the admin listener; nil unless
+// SeparateAdmin is set (the public server serves everything then).
+func (s *Server) AdminHTTPServer(addr string) *http.Server {
+	if !s.opt.SeparateAdmin {
+		return nil
+	}
+	hs := s.HTTPServer(addr)
+	hs.Handler = s.admin
+	return hs
 }
 
 // Handler is the server's http.Handler (for tests and embedding).
@@ -333,7 +401,8 @@ type httpMetrics struct {
 // unmatchedRoute labels every request that matched no route.
 const unmatchedRoute = "unmatched"
 
-func newHTTPMetrics(reg prometheus.Registerer, e *echo.Echo) *httpMetrics {
+// routers are read once, at the first request, once every route is mounted.
+func newHTTPMetrics(reg prometheus.Registerer, routers func() []*echo.Echo) *httpMetrics {
 	m := &httpMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latch_http_requests_total", Help: "HTTP requests by route template, method (standard ones, else other) and status class.",
@@ -344,10 +413,12 @@ func newHTTPMetrics(reg prometheus.Registerer, e *echo.Echo) *httpMetrics {
 		}, []string{"route"}),
 		routes: sync.OnceValue(func() map[string]bool {
 			known := map[string]bool{}
-			for _, r := range e.Routes() {
-				// Group catch-alls (echo's 404 routes) are not routes.
-				if r.Method != echo.RouteNotFound {
-					known[r.Path] = true
+			for _, e := range routers() {
+				for _, r := range e.Routes() {
+					// Group catch-alls (echo's 404 routes) are not routes.
+					if r.Method != echo.RouteNotFound {
+						known[r.Path] = true
+					}
 				}
 			}
 			return known

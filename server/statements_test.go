@@ -104,6 +104,19 @@ func (g *grantOps) run() map[string]latchtest.Counts {
 		t.Fatalf("userinfo: %d", resp.StatusCode)
 	}
 	got["userinfo"] = g.count.Take()
+
+	// The host app ends alice's one login session (from this pass's login).
+	req, _ = http.NewRequest("DELETE", env.URL+"/api/users/alice/sessions", nil)
+	req.Header.Set("X-API-Key", latchtest.APIKey)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("end sessions: %d", resp.StatusCode)
+	}
+	got["end sessions"] = g.count.Take()
 	return got
 }
 
@@ -150,21 +163,33 @@ func testStatementBudgets(t *testing.T, dsn string) {
 		// the decided row; audit key used and session approved.
 		{"approve", 5, 0, "api key, read, decide+returning, 2 audit"},
 		// Conditional complete returning the session, login session insert,
-		// code + PKCE + OIDC rows (fosite stores them one by one); audit.
-		{"resume", 6, 1, "complete+returning, login, code, pkce, oidc, audit; one transaction so a failure leaves the session resumable"},
+		// code + PKCE + OIDC rows (fosite stores them one by one, so in one
+		// transaction: an outage between them left a live code without its
+		// PKCE row, scaleout.TestPostgresStopsMidFlow), the note that the
+		// client got a grant under the login session; audit.
+		{"resume", 7, 1, "complete+returning, login, code, pkce, oidc, session-grant note (who hears of the session's end) (one tx), audit"},
 		// Read the code (fosite's second read is served from memory) and
-		// the PKCE row; in one transaction: spend the code, insert access
-		// and refresh; after it, read the OIDC session (kept, like PKCE, for
-		// the janitor); audit.
-		{"code exchange", 7, 1, "code, pkce, spend, access, refresh, oidc read, audit"},
-		// Read the refresh token, then in one transaction: spend it, retire
-		// its access token (subquery), insert the new pair; audit.
-		{"refresh", 6, 1, "read, spend, retire access, access, refresh, audit"},
+		// the PKCE row; in one transaction: lock the user's grant, spend the
+		// code, insert access and refresh; after it, read the OIDC session
+		// (kept, like PKCE, for the janitor); audit.
+		// The grant lock (+1, issue 16) is what lets a revocation of the
+		// user's grant see, or prevent, the tokens this exchange commits.
+		{"code exchange", 8, 1, "code, pkce, grant lock, spend, access, refresh, oidc read, audit"},
+		// Read the refresh token, then in one transaction: lock the grant,
+		// spend it, retire its access token (subquery), insert the new
+		// pair; audit. The grant lock (+1, issue 16) serialises rotation
+		// with revocation, so a revocation never misses the new pair.
+		{"refresh", 7, 1, "read, grant lock, spend, retire access, access, refresh, audit"},
 		// Client from cache; store the access token (revocable,
 		// introspectable); audit.
 		{"client_credentials", 2, 0, "insert access, audit"},
 		{"introspection", 1, 0, "read token"},
 		{"userinfo", 1, 0, "read token"},
+		// API key lookup; in one transaction: delete the user's sessions
+		// and the notes of their grants, both returning what they removed
+		// (the offline_access grant is not revoked and the client has no
+		// back-channel URI, so nothing more); audit key used and the end.
+		{"end sessions", 5, 1, "api key, delete sessions+returning, delete grant notes+returning, 2 audit"},
 	}
 	for _, b := range budgets {
 		c := got[b.op]

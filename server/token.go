@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -29,14 +30,35 @@ func (s *Server) token(c echo.Context) error {
 	if err != nil {
 		return s.tokenError(c, nil, dpopOAuthError(err))
 	}
+	var reuse *storage.RefreshReuse
+	if c.Request().PostFormValue("grant_type") == "refresh_token" {
+		if d := s.reuseInterval(c); d > 0 {
+			reuse = &storage.RefreshReuse{Interval: d}
+			ctx = storage.WithRefreshReuse(ctx, reuse)
+		}
+	}
 	sess := provider.NewSession()
 	ar, err := s.oauth.NewAccessRequest(ctx, c.Request(), sess)
 	if err != nil {
+		if reuse != nil && errors.Is(err, storage.ErrRefreshRetry) {
+			// A spent token within its reuse interval: the same answer
+			// again, or, for anyone else, a reuse.
+			if s.replayRefresh(c, ar, proof) {
+				s.auditToken(ctx, c.Request(), ar, nil)
+				return nil
+			}
+			err = s.unservableRetry(ctx, ar)
+		}
 		s.auditToken(ctx, c.Request(), ar, err)
 		return s.tokenError(c, ar, err)
 	}
 	if ar.GetGrantTypes().ExactOne("client_credentials") {
 		if err := s.grantClientCredentials(ar, sess); err != nil {
+			return s.tokenError(c, ar, err)
+		}
+	}
+	if ar.GetGrantTypes().ExactOne("refresh_token") {
+		if ctx, err = narrowRefresh(ctx, c.Request(), ar); err != nil {
 			return s.tokenError(c, ar, err)
 		}
 	}
@@ -46,8 +68,15 @@ func (s *Server) token(c echo.Context) error {
 	if err := bindToken(ar, proof); err != nil {
 		return s.tokenError(c, ar, err)
 	}
-	resp, err := s.oauth.NewAccessResponse(withIDTokenAlg(ctx, ar.GetClient()), ar)
+	if reuse != nil {
+		reuse.ClientID, reuse.JKT = ar.GetClient().GetID(), boundJKT(ar)
+	}
+	resp, err := s.oauth.NewAccessResponse(s.withIDTokenAlg(ctx, ar.GetClient()), ar)
 	if err != nil {
+		if reuse != nil && lostRotation(err) && s.replayRefresh(c, ar, proof) {
+			// Two presentations raced: the loser gets the winner's answer.
+			return nil
+		}
 		err = s.raceLost(ctx, ar, err)
 		s.auditToken(ctx, c.Request(), ar, err)
 		return s.tokenError(c, ar, err)
@@ -63,6 +92,9 @@ func (s *Server) token(c echo.Context) error {
 	if proof != nil {
 		resp.SetTokenType("DPoP")
 		s.setNonce(c)
+	}
+	if reuse != nil && reuse.Successor != "" {
+		s.sealRefresh(ctx, reuse, resp)
 	}
 	s.oauth.WriteAccessResponse(ctx, c.Response(), ar, resp)
 	return nil
@@ -94,6 +126,32 @@ func (s *Server) grantClientCredentials(ar fosite.AccessRequester, sess *provide
 	sess.Subject, sess.ClientID = id, id
 	sess.Audience = []string{s.opt.Issuer}
 	return nil
+}
+
+// narrowRefresh applies a refresh request's scope parameter (RFC 6749 §6,
+// SPEC §2), which fosite ignores: a scope the grant does not hold is
+// invalid_scope; a subset becomes the new access token's scope (and so its
+// introspection and userinfo), while the new refresh token keeps the
+// grant's scope through the returned context.
+func narrowRefresh(ctx context.Context, r *http.Request, ar fosite.AccessRequester) (context.Context, error) {
+	asked := strings.Fields(r.PostForm.Get("scope"))
+	req, ok := ar.(*fosite.AccessRequest)
+	if len(asked) == 0 || !ok {
+		return ctx, nil
+	}
+	grant := ar.GetGrantedScopes()
+	narrowed := fosite.Arguments{}
+	for _, sc := range asked {
+		if !grant.Has(sc) {
+			return ctx, fosite.ErrInvalidScope.WithHintf("The grant does not hold scope %q; a refresh may only narrow it.", sc)
+		}
+		if !narrowed.Has(sc) {
+			narrowed = append(narrowed, sc)
+		}
+	}
+	ctx = storage.WithGrantScopes(ctx, slices.Clone(grant))
+	req.GrantedScope = narrowed
+	return ctx, nil
 }
 
 // raceLost turns the loser of a concurrent redemption into invalid_grant.
@@ -140,18 +198,73 @@ func (s *Server) tokenError(c echo.Context, ar fosite.AccessRequester, err error
 	return nil
 }
 
-// revoke is RFC 7009 revocation; fosite authenticates the client and only
-// revokes that client's own tokens.
+// revoke is RFC 7009 revocation. The client must authenticate (a public
+// client by its client_id, the only proof it has); the revocation handler
+// (provider.familyRevocation) revokes only that client's own tokens, a whole
+// grant family at a time, and reports a storage failure instead of hiding it.
 func (s *Server) revoke(c echo.Context) error {
-	ctx := c.Request().Context()
-	err := s.oauth.NewRevocationRequest(ctx, c.Request())
-	if err != nil {
-		s.errorHeaders(c, fosite.ErrorToRFC6749Error(err))
-	}
+	r := c.Request()
+	ctx := r.Context()
 	c.Response().Header().Set("Cache-Control", "no-store")
-	s.auditRevoke(ctx, c.Request(), err)
-	s.oauth.WriteRevocationResponse(ctx, c.Response(), err)
-	return nil
+	c.Response().Header().Set("Pragma", "no-cache")
+	if err := r.ParseForm(); err != nil {
+		return s.revokeError(c, fosite.ErrInvalidRequest.WithHint("The request body could not be parsed."))
+	}
+	client, err := s.oauth.AuthenticateClient(ctx, r, r.PostForm)
+	if err != nil {
+		return s.revokeError(c, clientAuthError(err))
+	}
+	token := r.PostForm.Get("token")
+	if token == "" {
+		return s.revokeError(c, fosite.ErrInvalidRequest.WithHint("The token parameter is required."))
+	}
+	hint := fosite.TokenType(r.PostForm.Get("token_type_hint"))
+	for _, h := range s.oauth.Config.GetRevocationHandlers(ctx) {
+		err := h.RevokeToken(ctx, token, hint, client)
+		switch {
+		case err == nil, errors.Is(err, fosite.ErrUnknownRequest):
+		case errors.Is(err, fosite.ErrUnauthorizedClient):
+			// Another client's token: nothing is revoked, and the answer
+			// does not tell the caller that the token exists.
+			return c.NoContent(http.StatusOK)
+		default:
+			return s.revokeError(c, err)
+		}
+	}
+	s.auditRevoke(ctx, r, client.GetID())
+	return c.NoContent(http.StatusOK)
+}
+
+// clientAuthError makes a request without any client credentials (or with
+// unreadable ones) a failed client authentication, 401 invalid_client as
+// RFC 6749 §5.2 and SPEC §2 want at revocation and introspection; fosite
+// calls it invalid_request.
+func clientAuthError(err error) error {
+	if errors.Is(err, storage.ErrUnavailable) {
+		return err
+	}
+	if fosite.ErrorToRFC6749Error(err).ErrorField == fosite.ErrInvalidRequest.ErrorField {
+		return fosite.ErrInvalidClient.WithWrap(err).WithHint("Authenticate as a client (client_secret_basic, client_secret_post, private_key_jwt, or client_id for a public client).")
+	}
+	return err
+}
+
+// revokeError writes a revocation failure: 503 temporarily_unavailable when
+// the database failed (the token may still be live; the client must retry),
+// the OAuth error otherwise.
+func (s *Server) revokeError(c echo.Context, err error) error {
+	if dbUnavailable(err) {
+		return s.writeUnavailable(c, err)
+	}
+	if errors.Is(err, storage.ErrUnavailable) || errors.Is(err, fosite.ErrSerializationFailure) {
+		err = fosite.ErrTemporarilyUnavailable.WithWrap(err).WithHint("The revocation could not complete; nothing was revoked. Retry shortly.")
+	}
+	rfc := fosite.ErrorToRFC6749Error(err)
+	if rfc.CodeField >= 500 {
+		s.log.Error("revocation failed", "err", err, "cause", rfc.Cause())
+	}
+	s.errorHeaders(c, rfc)
+	return c.JSON(rfc.CodeField, map[string]string{"error": rfc.ErrorField, "error_description": rfc.GetDescription()})
 }
 
 // introspect is RFC 7662 introspection. The caller must authenticate as a
@@ -172,6 +285,11 @@ func (s *Server) introspect(c echo.Context) error {
 		isAPIKey = true
 	} else {
 		client, err := s.oauth.AuthenticateClient(ctx, r, r.PostForm)
+		if err == nil && client.IsPublic() {
+			// A client_id proves nothing, and introspection would tell
+			// anyone naming a public client about its users' tokens.
+			err = fosite.ErrInvalidClient.WithHint("Public clients cannot use introspection.")
+		}
 		if err != nil {
 			if fosite.ErrorToRFC6749Error(err).ErrorField == fosite.ErrInvalidRequest.ErrorField {
 				// No client credentials at all (a bearer token does not count).
@@ -187,13 +305,19 @@ func (s *Server) introspect(c echo.Context) error {
 	}
 	sess := provider.NewSession()
 	use, ar, err := s.oauth.IntrospectToken(ctx, token, fosite.TokenType(r.PostForm.Get("token_type_hint")), sess)
+	if dbUnavailable(err) {
+		return s.writeUnavailable(c, err)
+	}
 	if err != nil {
 		return c.JSON(http.StatusOK, map[string]any{"active": false})
 	}
 	if !isAPIKey && ar.GetClient().GetID() != callerID && !slices.Contains(provider.TokenAudience(ar.GetGrantedAudience(), sess.TokenResources, nil), callerID) {
 		return c.JSON(http.StatusOK, map[string]any{"active": false})
 	}
-	out := map[string]any{
+	out := make(map[string]any, len(sess.ExtraATClaims)+10)
+	// The host app's access-token claims, under every name Latch sets.
+	maps.Copy(out, sess.ExtraATClaims)
+	maps.Copy(out, map[string]any{
 		"active":     true,
 		"client_id":  ar.GetClient().GetID(),
 		"scope":      strings.Join(ar.GetGrantedScopes(), " "),
@@ -201,7 +325,7 @@ func (s *Server) introspect(c echo.Context) error {
 		"iss":        s.opt.Issuer,
 		"iat":        ar.GetRequestedAt().Unix(),
 		"token_type": "Bearer",
-	}
+	})
 	if use == fosite.RefreshToken {
 		out["token_use"] = "refresh_token"
 		delete(out, "token_type")
@@ -223,6 +347,9 @@ func (s *Server) introspect(c echo.Context) error {
 }
 
 func (s *Server) introspectError(c echo.Context, err error) error {
+	if dbUnavailable(err) {
+		return s.writeUnavailable(c, err)
+	}
 	rfc := fosite.ErrorToRFC6749Error(err)
 	s.errorHeaders(c, rfc)
 	return c.JSON(rfc.CodeField, map[string]string{"error": rfc.ErrorField, "error_description": rfc.GetDescription()})
@@ -233,15 +360,29 @@ func (s *Server) introspectError(c echo.Context, err error) error {
 // as a Bearer token or, when DPoP-bound, with the DPoP scheme and a proof.
 func (s *Server) userinfo(c echo.Context) error {
 	c.Response().Header().Set("Cache-Control", "no-store")
+	origin := c.Request().Header.Get("Origin")
+	if origin != "" {
+		// Until the token names its client, a registered origin may read
+		// the answer (a 401 tells a page to refresh); see cors.go.
+		c.Response().Header().Add("Vary", "Origin")
+		if s.originRegistered(c, origin) {
+			allowOrigin(c, origin)
+		}
+	}
 	ar, sess, ok := s.resourceAuth(c, "/userinfo")
 	if !ok {
 		return nil
+	}
+	if origin != "" && !s.clientAllows(c, ar.GetClient().GetID(), origin) {
+		c.Response().Header().Del("Access-Control-Allow-Origin")
+		c.Response().Header().Del("Access-Control-Expose-Headers")
 	}
 	if !ar.GetGrantedScopes().Has("openid") {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="latch", error="insufficient_scope", scope="openid"`)
 		return c.JSON(http.StatusForbidden, map[string]string{"error": "insufficient_scope", "error_description": "The access token was not granted the openid scope."})
 	}
 	claims := scopes.Claims(ar.GetGrantedScopes(), sess.UserClaims)
+	maps.Copy(claims, sess.ExtraIDClaims)
 	claims["sub"] = sess.GetSubject()
 	return c.JSON(http.StatusOK, claims)
 }

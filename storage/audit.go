@@ -2,7 +2,17 @@ package storage
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+	"gorm.io/gorm"
+
+	"github.com/latchhq/latch/migrations"
 )
 
 // AuditEvent is one row of the audit trail. Details hold ids, scopes and
@@ -32,6 +42,18 @@ type AuditFilter struct {
 	// Before is a cursor: only events with a smaller id (older) qualify.
 	Before int64
 	Limit  int
+
+	// Ascending lists oldest first, for an exporter that follows the log.
+	// After is its cursor: only events with a larger id qualify.
+	Ascending bool
+	After     int64
+	// SettledBefore, with Ascending, ends the list at the first event
+	// stamped at or after it. A row's id is drawn when its insert starts but
+	// the row is visible only once it commits, so a younger row can be read
+	// while an older id is still in flight; an exporter that jumped past it
+	// would never see it. Once every insert stamped before this time has
+	// committed or failed, no id below the last one returned can appear.
+	SettledBefore time.Time
 }
 
 // InsertAudit appends an event; a zero time is the store's now.
@@ -46,9 +68,13 @@ func (s *Store) InsertAudit(ctx context.Context, e *AuditEvent) error {
 	return translate(s.conn(ctx).Create(e).Error)
 }
 
-// ListAudit returns matching events newest first (by id, which only grows).
+// ListAudit returns matching events newest first (by id, which only grows),
+// or oldest first when f.Ascending.
 func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error) {
 	q := s.conn(ctx).Order("id DESC")
+	if f.Ascending {
+		q = s.conn(ctx).Order("id ASC")
+	}
 	if f.Limit > 0 {
 		q = q.Limit(f.Limit)
 	}
@@ -66,15 +92,28 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, err
 	if f.Before > 0 {
 		q = q.Where("id < ?", f.Before)
 	}
+	if f.After > 0 {
+		q = q.Where("id > ?", f.After)
+	}
 	var out []AuditEvent
 	if err := q.Find(&out).Error; err != nil {
 		return nil, translate(err)
+	}
+	if f.Ascending && !f.SettledBefore.IsZero() {
+		// A prefix, not a filter on time: a row stamped late but numbered
+		// low must stop the page, or the cursor would move past it.
+		for i, e := range out {
+			if !e.Time.Before(f.SettledBefore) {
+				return out[:i], nil
+			}
+		}
 	}
 	return out, nil
 }
 
 // InsertAudits writes several events in one statement (the audit recorder's
-// group commit).
+// group commit). A deadline on ctx ends the insert on the server too: see
+// cancelOnServer.
 func (s *Store) InsertAudits(ctx context.Context, events []*AuditEvent) error {
 	now := s.now()
 	for _, e := range events {
@@ -86,5 +125,50 @@ func (s *Store) InsertAudits(ctx context.Context, events []*AuditEvent) error {
 			e.Details = map[string]any{}
 		}
 	}
-	return translate(s.conn(ctx).Create(events).Error)
+	if _, bounded := ctx.Deadline(); !bounded || s.dialect != migrations.Postgres || InTransaction(ctx) {
+		return translate(s.conn(ctx).Create(events).Error)
+	}
+	return translate(s.db.WithContext(ctx).Connection(func(tx *gorm.DB) error {
+		return cancelOnServer(ctx, tx, func() error { return tx.Create(events).Error })
+	}))
+}
+
+// cancelOnServer runs query on tx's dedicated PostgreSQL connection and,
+// if ctx ends first, sends the server a cancel request. pgx only closes its
+// socket when a context ends; the backend would go on, and an insert
+// waiting on a lock would commit whenever the lock came free, long after its
+// caller gave up (the audit export cursor relies on inserts that end by
+// their deadline).
+func cancelOnServer(ctx context.Context, tx *gorm.DB, query func() error) error {
+	conn, ok := tx.Statement.ConnPool.(*sql.Conn)
+	if !ok {
+		return errors.New("storage: cancelOnServer needs a dedicated connection")
+	}
+	var pg *pgconn.PgConn
+	if err := conn.Raw(func(dc any) error {
+		if c, ok := dc.(*stdlib.Conn); ok {
+			pg = c.Conn().PgConn()
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("storage: reach the PostgreSQL connection: %w", err)
+	}
+	if pg == nil {
+		return query()
+	}
+	sent := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(sent)
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = pg.CancelRequest(cctx)
+	})
+	err := query()
+	if !stop() {
+		// The cancel may reach the backend after query ended; a pooled
+		// connection must not carry it into someone else's statement.
+		<-sent
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	return err
 }

@@ -140,7 +140,7 @@ func (s *Store) loadClient(ctx context.Context, id string) (*Client, error) {
 // cached one.
 func (c *Client) clone() *Client {
 	cp := *c
-	for _, p := range []*[]string{&cp.RedirectURIs, &cp.GrantTypes, &cp.ResponseTypes, &cp.Audience, &cp.Contacts} {
+	for _, p := range []*[]string{&cp.RedirectURIs, &cp.GrantTypes, &cp.ResponseTypes, &cp.Audience, &cp.Contacts, &cp.AllowedCORSOrigins, &cp.PostLogoutRedirectURIs} {
 		*p = slices.Clone(*p)
 	}
 	return &cp

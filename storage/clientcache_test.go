@@ -107,3 +107,62 @@ func TestClientCacheReturnsCopies(t *testing.T) {
 		t.Errorf("cache changed through a returned client: %+v", b)
 	}
 }
+
+// A read that feeds a write must see what another instance wrote a moment
+// ago, not this instance's cached copy: otherwise writing the copy back
+// undoes that instance's change (a rotated secret, a removed redirect URI).
+func TestClientForUpdateBypassesCache(t *testing.T) {
+	ctx := context.Background()
+	path := "sqlite://" + filepath.Join(t.TempDir(), "shared.db")
+	open := func() *Store {
+		s, err := Open(path, Options{ClientCacheTTL: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if _, err := s.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	a, b := open(), open()
+	if err := a.CreateClient(ctx, &Client{ID: "c1", Name: "one", SecretHash: "h1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Client(ctx, "c1"); err != nil { // b caches h1
+		t.Fatal(err)
+	}
+	if err := a.RotateClientSecret(ctx, "c1", "h2", nil); err != nil {
+		t.Fatal(err)
+	}
+	err := b.InTx(ctx, func(ctx context.Context) error {
+		c, err := b.ClientForUpdate(ctx, "c1")
+		if err != nil {
+			return err
+		}
+		if c.SecretHash != "h2" {
+			t.Errorf("ClientForUpdate on b read secret %q, want a's rotated h2", c.SecretHash)
+		}
+		c.Name = "renamed on b"
+		return b.UpdateClient(ctx, c)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Even an update built from b's stale cached copy leaves the secret alone.
+	stale, err := b.Client(ctx, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.SecretHash = "h1"
+	if err := b.UpdateClient(ctx, stale); err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.ClientForUpdate(ctx, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.SecretHash != "h2" || got.Name != "renamed on b" {
+		t.Fatalf("after b's updates: secret %q name %q, want h2 and b's name", got.SecretHash, got.Name)
+	}
+}

@@ -8,11 +8,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v3"
 	"github.com/ory/fosite"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/latchhq/latch/migrations"
 )
 
 // Client is a registered OAuth client. Field names follow RFC 7591; the
@@ -50,6 +54,12 @@ type Client struct {
 	// (RFC 7591); empty derives it from the keys.
 	TokenEndpointAuthSigningAlg string `gorm:"column:token_endpoint_auth_signing_alg" json:"token_endpoint_auth_signing_alg,omitempty"`
 
+	// Sign-out metadata (OpenID Connect RP-Initiated and Back-Channel
+	// Logout 1.0).
+	PostLogoutRedirectURIs           []string `gorm:"column:post_logout_redirect_uris;serializer:json" json:"post_logout_redirect_uris,omitempty"`
+	BackchannelLogoutURI             string   `gorm:"column:backchannel_logout_uri" json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired bool     `gorm:"column:backchannel_logout_session_required" json:"backchannel_logout_session_required,omitempty"`
+
 	// Dynamic marks a client that registered itself (RFC 7591); only it
 	// has a RegistrationTokenHash, the hash of its RFC 7592 registration
 	// access token. ObtainedToken says it has obtained a token at least
@@ -61,6 +71,17 @@ type Client struct {
 	// Document is true for a client identified by a Client ID Metadata
 	// Document (its id is the document's URL); such clients are never rows.
 	Document bool `gorm:"-" json:"-"`
+
+	// AllowedCORSOrigins are the exact browser origins (scheme://host[:port])
+	// that may call the token, revocation and userinfo endpoints as this
+	// client.
+	AllowedCORSOrigins []string `gorm:"column:allowed_cors_origins;serializer:json" json:"allowed_cors_origins,omitempty"`
+	// ApplicationType is "web", "native" or, for clients registered before
+	// it existed, empty (validated as they were then).
+	ApplicationType string `gorm:"column:application_type" json:"application_type,omitempty"`
+	// RefreshReuseInterval (seconds) overrides the server's refresh reuse
+	// interval for this client when positive.
+	RefreshReuseInterval int `gorm:"column:refresh_reuse_interval" json:"refresh_reuse_interval,omitempty"`
 
 	// jwks is JWKS parsed once on load: fosite wants go-jose v3 types here.
 	jwks *jose.JSONWebKeySet `gorm:"-"`
@@ -153,14 +174,14 @@ func (c *Client) parseJWKS() error {
 	return nil
 }
 
-// GetClient loads a client (cached: fosite only reads it); fosite.ErrNotFound
+// GetClient loads a client (cached: fosite only reads it); ErrNotFound
 // when it does not exist.
 func (s *Store) GetClient(ctx context.Context, id string) (fosite.Client, error) {
 	c, err := s.cachedClient(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	return s.asOfNow(c), nil
+	return forRequest(ctx, s.asOfNow(c)), nil
 }
 
 // asOfNow judges a previous secret's grace period at this read. The cached
@@ -186,7 +207,7 @@ func (s *Store) Client(ctx context.Context, id string) (*Client, error) {
 
 // normalize stores absent lists as [] rather than NULL.
 func (c *Client) normalize() {
-	for _, p := range []*[]string{&c.RedirectURIs, &c.GrantTypes, &c.ResponseTypes, &c.Audience, &c.Contacts} {
+	for _, p := range []*[]string{&c.RedirectURIs, &c.GrantTypes, &c.ResponseTypes, &c.Audience, &c.Contacts, &c.AllowedCORSOrigins, &c.PostLogoutRedirectURIs} {
 		if *p == nil {
 			*p = []string{}
 		}
@@ -204,19 +225,43 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 	return translate(s.conn(ctx).Create(c).Error)
 }
 
-// UpdateClient replaces a client's stored metadata.
+// ClientForUpdate reads a client for a read-modify-write: from the
+// database, never the cache (another instance may have changed it a moment
+// ago), and, on PostgreSQL inside a transaction, locking its row until the
+// transaction ends so a concurrent writer waits instead of being
+// overwritten. SQLite needs no lock: its transactions begin IMMEDIATE and
+// so already run one at a time.
+func (s *Store) ClientForUpdate(ctx context.Context, id string) (*Client, error) {
+	q := s.conn(ctx)
+	if s.dialect == migrations.Postgres && InTransaction(ctx) {
+		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+	}
+	var c Client
+	if err := q.Where("id = ?", id).Take(&c).Error; err != nil {
+		return nil, translate(err)
+	}
+	return s.asOfNow(&c), nil
+}
+
+// secretColumns are written only by CreateClient and RotateClientSecret: a
+// metadata update carries whatever secret its caller read, which may be one
+// a concurrent rotation has since replaced.
+var secretColumns = []string{"secret_hash", "rotated_secret_hash", "rotated_secret_expires_at"}
+
+// UpdateClient replaces a client's stored metadata; its secret columns are
+// left as they are.
 func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
 	c.UpdatedAt = s.now()
 	c.normalize()
 	if err := c.parseJWKS(); err != nil {
 		return err
 	}
-	res := s.conn(ctx).Select("*").Omit("created_at").Where("id = ?", c.ID).Updates(c)
+	res := s.conn(ctx).Select("*").Omit(append([]string{"created_at"}, secretColumns...)...).Where("id = ?", c.ID).Updates(c)
 	if res.Error != nil {
 		return translate(res.Error)
 	}
 	if res.RowsAffected == 0 {
-		return fmt.Errorf("client %s: %w", c.ID, fosite.ErrNotFound)
+		return fmt.Errorf("client %s: %w", c.ID, ErrNotFound)
 	}
 	return nil
 }
@@ -226,12 +271,19 @@ func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	return s.InTx(ctx, func(ctx context.Context) error {
 		db := s.conn(ctx)
+		// The client's grant rows go first: deleting them waits for any
+		// issuing transaction holding one (the grant lock), so the token
+		// deletes below, later statements, see what it committed; one
+		// starting after this commits finds no token or code to use.
+		if err := db.Exec("DELETE FROM grants WHERE client_id = ?", id).Error; err != nil {
+			return translate(err)
+		}
 		res := db.Where("id = ?", id).Delete(&Client{})
 		if res.Error != nil {
 			return translate(res.Error)
 		}
 		if res.RowsAffected == 0 {
-			return fmt.Errorf("client %s: %w", id, fosite.ErrNotFound)
+			return fmt.Errorf("client %s: %w", id, ErrNotFound)
 		}
 		for _, q := range []struct {
 			table string
@@ -271,7 +323,7 @@ func (s *Store) ListClients(ctx context.Context, owner, after string, limit int)
 // stops working at once (and any earlier grace ends too).
 func (s *Store) RotateClientSecret(ctx context.Context, id, hash string, keepOldUntil *time.Time) error {
 	return s.InTx(ctx, func(ctx context.Context) error {
-		c, err := s.Client(ctx, id)
+		c, err := s.ClientForUpdate(ctx, id)
 		if err != nil {
 			return err
 		}
@@ -347,4 +399,24 @@ func (s *Store) CountClients(ctx context.Context) (int64, error) {
 	var n int64
 	err := s.conn(ctx).Model(&Client{}).Count(&n).Error
 	return n, translate(err)
+}
+
+// CORSOriginRegistered reports whether any client lists origin in its
+// allowed_cors_origins. A CORS preflight names no client, so this is what
+// decides it. The list is stored as JSON text; origins are validated to
+// plain scheme://host[:port] strings, which JSON writes unescaped, so the
+// quoted origin is an exact substring of the text of every client holding
+// it (LIKE's own wildcards escaped).
+func (s *Store) CORSOriginRegistered(ctx context.Context, origin string) (bool, error) {
+	if origin == "" || strings.ContainsAny(origin, "\"\\") {
+		return false, nil
+	}
+	esc := strings.NewReplacer(`!`, `!!`, `%`, `!%`, `_`, `!_`).Replace(origin)
+	var ids []string
+	err := s.conn(ctx).Model(&Client{}).Where("allowed_cors_origins LIKE ? ESCAPE '!'", `%"`+esc+`"%`).
+		Limit(1).Pluck("id", &ids).Error
+	if err != nil {
+		return false, translate(err)
+	}
+	return len(ids) > 0, nil
 }

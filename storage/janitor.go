@@ -51,8 +51,9 @@ type purgeTarget struct {
 
 // Purge deletes expired rows in batches until none is left or ctx ends:
 // auth and login sessions, replay-cache entries and rate-limit windows past
-// expiry, access tokens, OIDC and PKCE records past expiry, and codes and
-// refresh tokens past expiry plus the replay grace. Spent codes and refresh tokens are never
+// expiry, access tokens, OIDC and PKCE records past expiry, codes and
+// refresh tokens past expiry plus the replay grace, and grant rows left
+// without tokens or remembered consent. Spent codes and refresh tokens are never
 // deleted before that, because their rows are what detects a replay.
 // Several instances may purge at once: deletes of the same rows simply
 // find nothing left.
@@ -79,15 +80,25 @@ func (s *Store) Purge(ctx context.Context, o JanitorOptions) (PurgeResult, error
 	targets := []purgeTarget{
 		{"auth_sessions", "auth_sessions", "id", "expires_at < ?", at},
 		{"login_sessions", "login_sessions", "id_hash", "expires_at < ?", at},
-		{"seen_jtis", "seen_jtis", "jti_hash", "expires_at < ?", at},
+		{"login_session_grants", "login_session_grants", "sid, request_id", "expires_at < ?", at},
+		{"seen_jtis", "seen_jtis", "jti_hash", "expires_at < ?", func(now time.Time) []any { return []any{now.Add(-ReplayClockSkew)} }},
 		{"oauth2_tokens/" + kindAccess, "oauth2_tokens", "kind, signature", tokenWhere, plain(kindAccess)},
 		{"oauth2_tokens/" + kindOIDC, "oauth2_tokens", "kind, signature", tokenWhere, plain(kindOIDC)},
 		{"oauth2_tokens/" + kindPKCE, "oauth2_tokens", "kind, signature", tokenWhere, plain(kindPKCE)},
 		{"oauth2_tokens/" + kindCode, "oauth2_tokens", "kind, signature", tokenWhere, graced(kindCode)},
 		{"oauth2_tokens/" + kindRefresh, "oauth2_tokens", "kind, signature", tokenWhere, graced(kindRefresh)},
 		{"par_requests", "par_requests", "request_uri_hash", "expires_at < ?", at},
+		{"refresh_replays", "refresh_replays", "signature", "expires_at < ?", at},
 		// Rate-limit windows that have ended count for nothing any more.
 		{"rate_limits", "rate_limits", "bucket, window_start", "expires_at <= ?", func(now time.Time) []any { return []any{now.Unix()} }},
+		// Grant rows left with neither tokens nor remembered consent (after
+		// the tokens, so one pass empties both). Deleting one is safe even
+		// against a transaction about to lock it: the upsert that locks
+		// recreates it.
+		{"grants", "grants", "subject, client_id",
+			"NOT EXISTS (SELECT 1 FROM oauth2_tokens t WHERE t.client_id = grants.client_id AND t.subject = grants.subject)" +
+				" AND NOT EXISTS (SELECT 1 FROM authorizations a WHERE a.client_id = grants.client_id AND a.subject = grants.subject)",
+			func(time.Time) []any { return nil }},
 	}
 	if r := o.AuditRetention; r > 0 {
 		targets = append(targets, purgeTarget{"audit_events", "audit_events", "id", "time < ?",

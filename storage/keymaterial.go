@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ory/fosite"
 	"gorm.io/gorm/clause"
 )
 
@@ -18,7 +17,7 @@ type KeyMaterial struct {
 
 func (KeyMaterial) TableName() string { return "key_material" }
 
-// KeyMaterial loads one sealed secret; fosite.ErrNotFound when absent.
+// KeyMaterial loads one sealed secret; ErrNotFound when absent.
 func (s *Store) KeyMaterial(ctx context.Context, name string) (string, error) {
 	var k KeyMaterial
 	if err := s.conn(ctx).Where("name = ?", name).Take(&k).Error; err != nil {
@@ -51,7 +50,23 @@ func (s *Store) SetKeyMaterialSealed(ctx context.Context, name, sealed string) e
 		return translate(res.Error)
 	}
 	if res.RowsAffected == 0 {
-		return fmt.Errorf("key material %s: %w", name, fosite.ErrNotFound)
+		return fmt.Errorf("key material %s: %w", name, ErrNotFound)
 	}
 	return nil
+}
+
+// HoldsData reports whether any signing key, client or API key exists: a
+// database written before the data key existed has all its hashes keyed
+// by the master key and must keep that key (see keys.LoadDataKey).
+func (s *Store) HoldsData(ctx context.Context) (bool, error) {
+	for _, table := range []string{"signing_keys", "clients", "api_keys"} {
+		var n int64
+		if err := s.conn(ctx).Table(table).Limit(1).Count(&n).Error; err != nil {
+			return false, translate(err)
+		}
+		if n > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
 }

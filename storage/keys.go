@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ory/fosite"
 	"gorm.io/gorm/clause"
+
+	"github.com/latchhq/latch/migrations"
 )
 
 // APIKey authorises the host app's calls to /api. Only a keyed hash of the
@@ -53,7 +54,7 @@ func (s *Store) RevokeAPIKey(ctx context.Context, id string) error {
 		return translate(res.Error)
 	}
 	if res.RowsAffected == 0 {
-		return fmt.Errorf("api key %s: %w", id, fosite.ErrNotFound)
+		return fmt.Errorf("api key %s: %w", id, ErrNotFound)
 	}
 	return nil
 }
@@ -116,4 +117,27 @@ func (s *Store) PutAPIKey(ctx context.Context, k *APIKey) error {
 // DeleteAPIKey removes a key row entirely.
 func (s *Store) DeleteAPIKey(ctx context.Context, id string) error {
 	return translate(s.conn(ctx).Where("id = ?", id).Delete(&APIKey{}).Error)
+}
+
+// APIKeyByHashAny finds a key by its hash, revoked or not (bootstrap must
+// tell a revoked configured key from an absent one).
+func (s *Store) APIKeyByHashAny(ctx context.Context, hash string) (*APIKey, error) {
+	var k APIKey
+	if err := s.conn(ctx).Where("hash = ?", hash).Take(&k).Error; err != nil {
+		return nil, translate(err)
+	}
+	return &k, nil
+}
+
+// bootstrapLockID names the PostgreSQL advisory lock under which instances
+// starting together take turns at bootstrap ("latchboo" in ASCII).
+const bootstrapLockID = 0x6c61746368626f6f
+
+// LockBootstrap serialises first-start work across instances until the
+// transaction carried by ctx ends (SQLite: the transaction's write lock).
+func (s *Store) LockBootstrap(ctx context.Context) error {
+	if s.dialect != migrations.Postgres {
+		return nil
+	}
+	return translate(s.conn(ctx).Exec("SELECT pg_advisory_xact_lock(?)", int64(bootstrapLockID)).Error)
 }

@@ -130,6 +130,10 @@ func (s *Store) GetPARSession(ctx context.Context, requestURI string) (fosite.Au
 	ar.RequestedAudience = fosite.GetAudiences(form)
 	ar.ResponseMode = fosite.ResponseModeQuery
 	ar.DefaultResponseMode = fosite.ResponseModeQuery
+	if form.Get("response_mode") == string(fosite.ResponseModeFormPost) {
+		// Validated at the push, like every pushed parameter.
+		ar.ResponseMode = fosite.ResponseModeFormPost
+	}
 	if row.RedirectURI != "" {
 		if ar.RedirectURI, err = url.Parse(row.RedirectURI); err != nil {
 			return nil, fmt.Errorf("storage: decode pushed redirect_uri: %w", err)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ory/fosite"
 	"gorm.io/gorm"
 )
 
@@ -45,14 +44,14 @@ func (s *Store) DeleteRegistrationToken(ctx context.Context, id string) error {
 		return translate(res.Error)
 	}
 	if res.RowsAffected == 0 {
-		return fmt.Errorf("registration token %s: %w", id, fosite.ErrNotFound)
+		return fmt.Errorf("registration token %s: %w", id, ErrNotFound)
 	}
 	return nil
 }
 
 // UseRegistrationToken spends one use of the token with this hash, in one
 // conditional statement, so concurrent registrations never exceed
-// max_uses. Unknown, expired and used-up tokens are all fosite.ErrNotFound.
+// max_uses. Unknown, expired and used-up tokens are all ErrNotFound.
 func (s *Store) UseRegistrationToken(ctx context.Context, hash string) error {
 	res := s.conn(ctx).Model(&RegistrationToken{}).
 		Where("token_hash = ? AND (max_uses = 0 OR uses < max_uses) AND (expires_at IS NULL OR expires_at > ?)", hash, s.now().UTC()).
@@ -61,7 +60,7 @@ func (s *Store) UseRegistrationToken(ctx context.Context, hash string) error {
 		return translate(res.Error)
 	}
 	if res.RowsAffected == 0 {
-		return fmt.Errorf("registration token: %w", fosite.ErrNotFound)
+		return fmt.Errorf("registration token: %w", ErrNotFound)
 	}
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ory/fosite"
 	"gorm.io/gorm/clause"
 )
 
@@ -50,6 +49,10 @@ type AuthSession struct {
 	// VerifierHash is the SHA-256 of the one-time verifier the decision
 	// handed out; resume must present the verifier itself.
 	VerifierHash string `gorm:"column:verifier_hash"`
+	// AccessTokenClaims and IDTokenClaims are what the host app added to
+	// the tokens at approval (SPEC §3.3).
+	AccessTokenClaims map[string]any `gorm:"column:access_token_claims;serializer:json"`
+	IDTokenClaims     map[string]any `gorm:"column:id_token_claims;serializer:json"`
 }
 
 func (AuthSession) TableName() string { return "auth_sessions" }
@@ -64,8 +67,10 @@ func (s *Store) CreateAuthSession(ctx context.Context, a *AuthSession) error {
 	if a.GrantedScopes == nil {
 		a.GrantedScopes = []string{}
 	}
-	if a.Claims == nil {
-		a.Claims = map[string]any{}
+	for _, m := range []*map[string]any{&a.Claims, &a.AccessTokenClaims, &a.IDTokenClaims} {
+		if *m == nil {
+			*m = map[string]any{}
+		}
 	}
 	return translate(s.conn(ctx).Create(a).Error)
 }
@@ -90,7 +95,7 @@ func wellFormedID(id string) bool {
 // errUnknownSession is what a malformed id gets: the same not-found as a
 // well-formed id nobody issued.
 func errUnknownSession(id string) error {
-	return fmt.Errorf("auth session %.40q: %w", id, fosite.ErrNotFound)
+	return fmt.Errorf("auth session %.40q: %w", id, ErrNotFound)
 }
 
 // AuthSession loads a session; ErrNotFound or ErrExpired (with the row).
@@ -118,6 +123,9 @@ type Decision struct {
 	AuthTime         time.Time
 	ACR              string
 	ErrorDescription string
+	// AccessTokenClaims and IDTokenClaims go into the tokens (SPEC §3.3).
+	AccessTokenClaims map[string]any
+	IDTokenClaims     map[string]any
 	// Verifier is the one-time value the resume URL will carry; only its
 	// hash is stored.
 	Verifier string
@@ -150,6 +158,8 @@ func (s *Store) DecideAuthSession(ctx context.Context, id string, d Decision) (*
 		fields["remember"] = d.Remember
 		fields["auth_time"] = d.AuthTime.UTC()
 		fields["acr"] = d.ACR
+		fields["access_token_claims"] = jsonText(orEmpty(d.AccessTokenClaims))
+		fields["id_token_claims"] = jsonText(orEmpty(d.IDTokenClaims))
 	} else {
 		fields["state"] = AuthDenied
 	}
@@ -219,23 +229,34 @@ func (s *Store) CompleteAuthSession(ctx context.Context, id, browserHash, verifi
 
 // LoginSession remembers who a browser is, so later requests skip login.
 type LoginSession struct {
-	IDHash    string         `gorm:"column:id_hash;primaryKey"`
+	IDHash string `gorm:"column:id_hash;primaryKey"`
+	// SID is the session's public id: ID tokens carry it as sid and
+	// logout tokens name it. It is not the cookie and does not find it.
+	SID       string         `gorm:"column:sid"`
 	Subject   string         `gorm:"column:subject"`
 	AuthTime  time.Time      `gorm:"column:auth_time"`
 	ACR       string         `gorm:"column:acr"`
 	Claims    map[string]any `gorm:"column:claims;serializer:json"`
 	CreatedAt time.Time      `gorm:"column:created_at"`
 	ExpiresAt time.Time      `gorm:"column:expires_at"`
+	// The approval's token claims, reused by silent (prompt=none) logins.
+	AccessTokenClaims map[string]any `gorm:"column:access_token_claims;serializer:json"`
+	IDTokenClaims     map[string]any `gorm:"column:id_token_claims;serializer:json"`
 }
 
 func (LoginSession) TableName() string { return "login_sessions" }
 
+func orEmpty(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
+	}
+	return m
+}
+
 // CreateLoginSession stores a login session under the hash of its cookie.
 func (s *Store) CreateLoginSession(ctx context.Context, l *LoginSession) error {
 	l.CreatedAt = s.now()
-	if l.Claims == nil {
-		l.Claims = map[string]any{}
-	}
+	l.Claims, l.AccessTokenClaims, l.IDTokenClaims = orEmpty(l.Claims), orEmpty(l.AccessTokenClaims), orEmpty(l.IDTokenClaims)
 	return translate(s.conn(ctx).Create(l).Error)
 }
 
@@ -288,8 +309,13 @@ func (s *Store) RememberAuthorization(ctx context.Context, subject, clientID str
 // client for one redirect URI (GrantRedirect).
 func (s *Store) RememberAuthorizationAt(ctx context.Context, subject, clientID, redirectURI string, scopes []string) error {
 	return s.InTx(ctx, func(ctx context.Context) error {
+		// Under the grant lock, so a concurrent revocation either forgets
+		// what this writes or runs first and is not undone by it.
+		if known, err := s.lockGrant(ctx, subject, clientID); err != nil || !known {
+			return err // a client deleted meanwhile: nothing to remember
+		}
 		existing, err := s.AuthorizationAt(ctx, subject, clientID, redirectURI)
-		if err != nil && !errors.Is(err, fosite.ErrNotFound) {
+		if err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
 		now := s.now()
@@ -327,24 +353,6 @@ func (s *Store) ListAuthorizations(ctx context.Context, subject string) ([]Autho
 		return nil, translate(err)
 	}
 	return out, nil
-}
-
-// DeleteAuthorization forgets a user's authorization of a client and revokes
-// every token that user holds for it, in one transaction.
-func (s *Store) DeleteAuthorization(ctx context.Context, subject, clientID string) error {
-	return s.InTx(ctx, func(ctx context.Context) error {
-		res := s.conn(ctx).Where("subject = ? AND client_id = ?", subject, clientID).Delete(&Authorization{})
-		if res.Error != nil {
-			return translate(res.Error)
-		}
-		if err := s.RevokeUserClientTokens(ctx, subject, clientID); err != nil {
-			return err
-		}
-		if res.RowsAffected == 0 {
-			return fmt.Errorf("authorization %s/%s: %w", subject, clientID, fosite.ErrNotFound)
-		}
-		return nil
-	})
 }
 
 func union(a, b []string) []string {

@@ -19,7 +19,6 @@ import (
 
 	"github.com/glebarez/sqlite"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/ory/fosite"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -65,6 +64,9 @@ func Open(dsn string, opts Options) (*Store, error) {
 		if path == "" {
 			return nil, errors.New("storage: sqlite DSN has no path")
 		}
+		if err := checkSQLitePath(path); err != nil {
+			return nil, err
+		}
 		if err := createPrivate(path); err != nil {
 			return nil, err
 		}
@@ -88,6 +90,9 @@ func Open(dsn string, opts Options) (*Store, error) {
 		NowFunc:     func() time.Time { return time.Now().UTC() },
 	})
 	if err != nil {
+		if dialect == migrations.SQLite {
+			return nil, cantOpen(strings.TrimPrefix(dsn, "sqlite://"), err)
+		}
 		return nil, fmt.Errorf("storage: open %s: %w", dialect, err)
 	}
 	sqlDB, err := db.DB()
@@ -274,7 +279,7 @@ func translate(err error) error {
 		return nil
 	}
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return fmt.Errorf("%w: %v", fosite.ErrNotFound, err)
+		return fmt.Errorf("%w: %v", ErrNotFound, err)
 	}
 	var connErr *pgconn.ConnectError
 	var netErr net.Error
@@ -285,24 +290,23 @@ func translate(err error) error {
 	if errors.As(err, &pgErr) {
 		switch {
 		case pgErr.Code == "23505", pgErr.Code == "40001", pgErr.Code == "40P01":
-			return fmt.Errorf("%w: %v", fosite.ErrSerializationFailure, err)
+			return fmt.Errorf("%w: %v", ErrConflict, err)
+		case pgErr.Code == "23503":
+			// A foreign key whose row a concurrent transaction deleted (a
+			// grant of a client being deleted): that transaction won.
+			return fmt.Errorf("%w: %v", ErrConflict, err)
 		case strings.HasPrefix(pgErr.Code, "08"), strings.HasPrefix(pgErr.Code, "57P"):
 			// Connection exceptions and operator intervention (shutdown).
 			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 	}
 	msg := err.Error()
-	if strings.Contains(msg, "UNIQUE constraint failed") || strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked") {
-		return fmt.Errorf("%w: %v", fosite.ErrSerializationFailure, err)
+	if strings.Contains(msg, "UNIQUE constraint failed") || strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked") ||
+		strings.Contains(msg, "FOREIGN KEY constraint failed") {
+		return fmt.Errorf("%w: %v", ErrConflict, err)
 	}
 	return err
 }
-
-// IsConflict reports a unique violation or serialization failure.
-func IsConflict(err error) bool { return errors.Is(err, fosite.ErrSerializationFailure) }
-
-// IsNotFound reports a missing row.
-func IsNotFound(err error) bool { return errors.Is(err, fosite.ErrNotFound) }
 
 // InTransaction reports whether ctx carries a transaction of this store, so
 // a caller can keep work that must commit or roll back with it inside it.

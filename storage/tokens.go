@@ -70,6 +70,16 @@ type requestData struct {
 // sanitise a request before storing it.
 var secretFormKeys = []string{"client_secret", "code", "code_verifier", "refresh_token", "client_assertion", "password", "token"}
 
+type grantScopesKey struct{}
+
+// WithGrantScopes carries the scope a grant holds into the refresh that
+// narrows its new access token (RFC 6749 §6): the refresh token created
+// under the returned context keeps this scope, not the narrowed one, so the
+// next refresh may ask for all of it again.
+func WithGrantScopes(ctx context.Context, scopes []string) context.Context {
+	return context.WithValue(ctx, grantScopesKey{}, scopes)
+}
+
 func (s *Store) createToken(ctx context.Context, kind, signature, accessSignature string, req fosite.Requester, expiresAt time.Time) error {
 	form := url.Values{}
 	for k, v := range req.GetRequestForm() {
@@ -88,9 +98,13 @@ func (s *Store) createToken(ctx context.Context, kind, signature, accessSignatur
 		sess = b
 		subject = req.GetSession().GetSubject()
 	}
+	granted := []string(req.GetGrantedScopes())
+	if g, ok := ctx.Value(grantScopesKey{}).([]string); ok && kind == kindRefresh {
+		granted = g
+	}
 	data, err := json.Marshal(requestData{
 		RequestedScopes:   req.GetRequestedScopes(),
-		GrantedScopes:     req.GetGrantedScopes(),
+		GrantedScopes:     granted,
 		RequestedAudience: req.GetRequestedAudience(),
 		GrantedAudience:   req.GetGrantedAudience(),
 		Form:              form,
@@ -199,8 +213,14 @@ func (s *Store) GetAuthorizeCodeSession(ctx context.Context, signature string, s
 	return req, nil
 }
 
+// InvalidateAuthorizeCodeSession spends the code under its grant lock, so a
+// revocation of the user's grant either comes first (and the spend fails) or
+// sees the tokens this exchange commits.
 func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
 	s.codes.drop(signature)
+	if err := s.lockGrantOfToken(ctx, kindCode, signature, true); err != nil {
+		return err
+	}
 	return s.spend(ctx, kindCode, signature, fosite.ErrInvalidatedAuthorizeCode)
 }
 
@@ -225,44 +245,75 @@ func (s *Store) DeleteAccessTokenSession(ctx context.Context, signature string) 
 	return translate(s.conn(ctx).Where("kind = ? AND signature = ?", kindAccess, signature).Delete(&tokenRow{}).Error)
 }
 
-// RevokeAccessToken deactivates every access token of a grant family.
+// RevokeAccessToken revokes the whole grant family: fosite calls it for a
+// replayed code, a reused refresh token and RFC 7009 revocation, and in
+// each case no token of the family may stay usable.
 func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
-	return s.revokeFamily(ctx, requestID, kindAccess)
+	return s.RevokeGrant(ctx, requestID)
 }
 
 // --- refresh tokens ---
 
 func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, accessSignature string, req fosite.Requester) error {
-	return s.createToken(ctx, kindRefresh, signature, accessSignature, req, expiry(req, fosite.RefreshToken))
+	if err := s.createToken(ctx, kindRefresh, signature, accessSignature, req, expiry(req, fosite.RefreshToken)); err != nil {
+		return err
+	}
+	if r := refreshReuseFrom(ctx); r != nil && r.Spent != "" {
+		return s.recordRotation(ctx, r, signature)
+	}
+	return nil
 }
 
 // GetRefreshTokenSession returns the request and ErrInactiveToken for a
-// spent token, so fosite's reuse detection fires.
+// spent token, so fosite's reuse detection fires, or ErrRefreshRetry when
+// the refresh under ctx may retry it (reuse interval).
 func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
 	req, row, err := s.getToken(ctx, kindRefresh, signature, session)
 	if err != nil {
 		return nil, err
 	}
 	if !row.Active {
+		// A spent token still within its reuse interval is a retry, not
+		// a reuse: no revocation (storage/refreshreplay.go).
+		if refreshReuseFrom(ctx) != nil {
+			if _, err := s.RefreshReplay(ctx, signature); err == nil {
+				return req, ErrRefreshRetry
+			} else if !IsNotFound(err) {
+				return nil, err
+			}
+		}
 		return req, fosite.ErrInactiveToken
 	}
 	return req, nil
 }
 
 // DeleteRefreshTokenSession deactivates rather than deletes, so a later
-// replay of the same token is still recognised as reuse.
+// replay of the same token is still recognised as reuse. fosite calls it
+// first when it detects reuse, so it takes the grant lock before the family
+// is revoked.
 func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
+	if err := s.lockGrantOfToken(ctx, kindRefresh, signature, false); err != nil {
+		return err
+	}
 	return translate(s.conn(ctx).Model(&tokenRow{}).
 		Where("kind = ? AND signature = ?", kindRefresh, signature).Update("active", false).Error)
 }
 
 // RotateRefreshToken spends the presented refresh token (one winner among
-// concurrent refreshes) and retires the access token issued with it.
+// concurrent refreshes) and retires the access token issued with it, under
+// the grant lock: a revocation that got the lock first has deactivated the
+// token and the spend fails; one that waits for it sees the new pair.
 // The access token is found by subquery: one round trip fewer than reading
 // access_signature first.
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
+	if err := s.lockGrantOfToken(ctx, kindRefresh, signature, true); err != nil {
+		return err
+	}
 	if err := s.spend(ctx, kindRefresh, signature, fosite.ErrInactiveToken); err != nil {
 		return err
+	}
+	if r := refreshReuseFrom(ctx); r != nil {
+		r.Spent, r.RequestID = signature, requestID
 	}
 	db := s.conn(ctx)
 	accessSig := db.Model(&tokenRow{}).Select("access_signature").Where("kind = ? AND signature = ?", kindRefresh, signature)
@@ -270,26 +321,9 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature str
 		Where("kind = ? AND signature = (?) AND active", kindAccess, accessSig).Update("active", false).Error)
 }
 
-// RevokeRefreshToken deactivates every refresh token of a grant family.
+// RevokeRefreshToken revokes the whole grant family (see RevokeAccessToken).
 func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error {
-	return s.revokeFamily(ctx, requestID, kindRefresh)
-}
-
-func (s *Store) revokeFamily(ctx context.Context, requestID string, kinds ...string) error {
-	return translate(s.conn(ctx).Model(&tokenRow{}).
-		Where("request_id = ? AND kind IN ? AND active", requestID, kinds).Update("active", false).Error)
-}
-
-// RevokeGrant deactivates the access and refresh tokens of a grant family.
-func (s *Store) RevokeGrant(ctx context.Context, requestID string) error {
-	return s.revokeFamily(ctx, requestID, kindAccess, kindRefresh)
-}
-
-// RevokeUserClientTokens deactivates every token a user holds for a client.
-func (s *Store) RevokeUserClientTokens(ctx context.Context, subject, clientID string) error {
-	return translate(s.conn(ctx).Model(&tokenRow{}).
-		Where("client_id = ? AND subject = ? AND kind IN ? AND active", clientID, subject, []string{kindAccess, kindRefresh}).
-		Update("active", false).Error)
+	return s.RevokeGrant(ctx, requestID)
 }
 
 // --- OpenID Connect ---
@@ -303,11 +337,10 @@ func (s *Store) CreateOpenIDConnectSession(ctx context.Context, code string, req
 }
 
 func (s *Store) GetOpenIDConnectSession(ctx context.Context, code string, req fosite.Requester) (fosite.Requester, error) {
+	// A missing row is ErrNotFound, which unwraps to fosite.ErrNotFound:
+	// that is openid.ErrNoSessionFound, what fosite's errors.Is looks for.
 	r, _, err := s.getToken(ctx, kindOIDC, oidcKey(code), req.GetSession())
 	if err != nil {
-		if errors.Is(err, fosite.ErrNotFound) {
-			return nil, openid.ErrNoSessionFound
-		}
 		return nil, err
 	}
 	return r, nil
@@ -344,6 +377,15 @@ func (s *Store) DeletePKCERequestSession(context.Context, string) error { return
 // ErrReplay reports a jti seen before within its lifetime.
 var ErrReplay = errors.New("storage: identifier already used")
 
+// ReplayClockSkew is how far one instance's clock may run ahead of
+// another's without the replay cache forgetting a jti the slower instance
+// still accepts. Entries stamp their expiry with the clock of the instance
+// that accepted them, and are forgotten (by the janitor, or to reuse the
+// jti) only this long after that expiry by the forgetting instance's clock:
+// a fast instance purging by its own clock alone would let a replay through
+// on every other instance.
+const ReplayClockSkew = 5 * time.Minute
+
 // MarkJTI records (purpose, jti) until exp; ErrReplay if it is already live.
 // The insert itself is the check, so concurrent instances cannot both win.
 func (s *Store) MarkJTI(ctx context.Context, purpose, jti string, exp time.Time) error {
@@ -351,7 +393,7 @@ func (s *Store) MarkJTI(ctx context.Context, purpose, jti string, exp time.Time)
 	now := s.now()
 	db := s.conn(ctx)
 	// An expired entry may be reused; clear it first so the insert decides.
-	if err := db.Exec("DELETE FROM seen_jtis WHERE jti_hash = ? AND expires_at <= ?", key, now).Error; err != nil {
+	if err := db.Exec("DELETE FROM seen_jtis WHERE jti_hash = ? AND expires_at <= ?", key, now.Add(-ReplayClockSkew)).Error; err != nil {
 		return translate(err)
 	}
 	res := db.Table("seen_jtis").Clauses(clause.OnConflict{DoNothing: true}).

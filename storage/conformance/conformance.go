@@ -27,7 +27,9 @@ import (
 // clock through opts.Now) and closes it when t ends.
 type Opener func(t *testing.T, opts storage.Options) *storage.Store
 
-// Clock is a settable clock shared by a store and the test.
+// Clock is a settable clock shared by a store and the test: the one test
+// clock of the module (latchtest instances, rate limits, key rotation and
+// fetch caches take it too), so expiry is tested without sleeping.
 type Clock struct {
 	mu sync.Mutex
 	t  time.Time
@@ -121,7 +123,11 @@ func Run(t *testing.T, open Opener) {
 	t.Run("AuthorizeCodes", func(t *testing.T) { testCodes(t, setup(t, open)) })
 	t.Run("AccessTokens", func(t *testing.T) { testAccess(t, setup(t, open)) })
 	t.Run("RefreshTokens", func(t *testing.T) { testRefresh(t, setup(t, open)) })
+	t.Run("RefreshReplay", func(t *testing.T) { testRefreshReplay(t, setup(t, open)) })
+	t.Run("CORSOrigins", func(t *testing.T) { testCORSOrigins(t, setup(t, open)) })
 	t.Run("RevokeGrantAndUserClient", func(t *testing.T) { testRevokeGrant(t, setup(t, open)) })
+	t.Run("RevokeUnrememberedGrant", func(t *testing.T) { testRevokeUnremembered(t, setup(t, open)) })
+	t.Run("ReplayCacheClockSkew", func(t *testing.T) { testReplaySkew(t, setup(t, open)) })
 	t.Run("OpenIDConnectSessions", func(t *testing.T) { testOIDC(t, setup(t, open)) })
 	t.Run("PKCE", func(t *testing.T) { testPKCE(t, setup(t, open)) })
 	t.Run("Transactions", func(t *testing.T) { testTx(t, setup(t, open)) })
@@ -139,6 +145,9 @@ func Run(t *testing.T, open Opener) {
 	t.Run("Timestamps", func(t *testing.T) { testTimestamps(t, setup(t, open)) })
 	t.Run("Janitor", func(t *testing.T) { testJanitor(t, setup(t, open)) })
 	t.Run("RateLimits", func(t *testing.T) { testRateLimits(t, setup(t, open)) })
+	t.Run("EndLoginSessions", func(t *testing.T) { testEndLoginSessions(t, setup(t, open)) })
+	t.Run("LogoutQueue", func(t *testing.T) { testLogoutQueue(t, setup(t, open)) })
+	t.Run("UserGrants", func(t *testing.T) { testUserGrants(t, setup(t, open)) })
 	t.Run("Concurrency", func(t *testing.T) {
 		t.Run("SpendCodeOnce", func(t *testing.T) { testRaceCode(t, setup(t, open)) })
 		t.Run("RotateRefreshOnce", func(t *testing.T) { testRaceRefresh(t, setup(t, open)) })
@@ -146,6 +155,9 @@ func Run(t *testing.T, open Opener) {
 		t.Run("CompleteAuthSessionOnce", func(t *testing.T) { testRaceComplete(t, setup(t, open)) })
 		t.Run("MarkJTIOnce", func(t *testing.T) { testRaceJTI(t, setup(t, open)) })
 		t.Run("CreateClientOnce", func(t *testing.T) { testRaceCreateClient(t, setup(t, open)) })
+		t.Run("RevokeAgainstRotation", func(t *testing.T) { testRaceRevokeRotate(t, setup(t, open)) })
+		t.Run("RememberAgainstRevoke", func(t *testing.T) { testRaceRememberRevoke(t, setup(t, open)) })
+		t.Run("ClaimLogoutDeliveryOnce", func(t *testing.T) { testRaceClaimLogout(t, setup(t, open)) })
 	})
 }
 
@@ -162,6 +174,12 @@ func wantErr(t *testing.T, what string, err, want error) {
 	t.Helper()
 	if !errors.Is(err, want) {
 		t.Fatalf("%s: error %v, want %v", what, err, want)
+	}
+	// fosite's sentinel and the store's own word always come together.
+	for fositeErr, own := range map[error]error{fosite.ErrNotFound: storage.ErrNotFound, fosite.ErrSerializationFailure: storage.ErrConflict} {
+		if errors.Is(want, fositeErr) && !errors.Is(err, own) {
+			t.Fatalf("%s: error %v is %v but not %v", what, err, fositeErr, own)
+		}
 	}
 }
 

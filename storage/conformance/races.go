@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -150,10 +153,10 @@ func testJanitor(t *testing.T, f *fixture) {
 		t.Fatalf("nothing has expired yet, purged %v", res)
 	}
 
-	f.clock.Advance(2 * time.Minute) // code, pkce, oidc, jtis expired; code within grace
+	f.clock.Advance(2 * time.Minute) // code, pkce, oidc, jtis expired; code within grace, jtis within the skew margin
 	res, err = f.s.Purge(ctx, opts)
 	must(t, err)
-	if res["seen_jtis"] != 25 || res["oauth2_tokens/pkce"] != 1 || res["oauth2_tokens/oidc"] != 1 || res["oauth2_tokens/code"] != 0 {
+	if res["seen_jtis"] != 0 || res["oauth2_tokens/pkce"] != 1 || res["oauth2_tokens/oidc"] != 1 || res["oauth2_tokens/code"] != 0 {
 		t.Fatalf("after 2m: %v", res)
 	}
 	_, err = f.s.GetAuthorizeCodeSession(ctx, "code", newSession())
@@ -162,7 +165,7 @@ func testJanitor(t *testing.T, f *fixture) {
 	f.clock.Advance(2 * time.Hour) // sessions, access token, code+grace expired
 	res, err = f.s.Purge(ctx, opts)
 	must(t, err)
-	if res["auth_sessions"] != 25 || res["login_sessions"] != 1 || res["oauth2_tokens/access"] != 1 || res["oauth2_tokens/code"] != 1 || res["oauth2_tokens/refresh"] != 0 {
+	if res["seen_jtis"] != 25 || res["auth_sessions"] != 25 || res["login_sessions"] != 1 || res["oauth2_tokens/access"] != 1 || res["oauth2_tokens/code"] != 1 || res["oauth2_tokens/refresh"] != 0 {
 		t.Fatalf("after 2h: %v", res)
 	}
 	_, err = f.s.GetRefreshTokenSession(ctx, "rt", newSession())
@@ -188,9 +191,105 @@ func testJanitor(t *testing.T, f *fixture) {
 	if n := f.count("authorizations", ""); n != 1 {
 		t.Fatal("the janitor must not touch remembered authorizations (they do not expire)")
 	}
+	if n := f.count("grants", ""); n != 1 {
+		t.Fatalf("%d grant rows after every token is gone, want only the remembered pair's", n)
+	}
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
 	if _, err := f.s.Purge(cancelled, opts); !errors.Is(err, context.Canceled) {
 		t.Fatalf("purge with a cancelled context: %v", err)
+	}
+}
+
+// testRaceRevokeRotate keeps one refresh family rotating (fosite's
+// transaction: rotate, insert access, insert refresh) while a revocation
+// runs through each entry point. Once the revocation returns, no row of the
+// family may be active: the refresher's in-flight successor included.
+func testRaceRevokeRotate(t *testing.T, f *fixture) {
+	ctx := f.ctx
+	revokers := []struct {
+		name   string
+		revoke func(requestID string) error
+	}{
+		{"RevokeGrant", func(id string) error { return f.s.RevokeGrant(ctx, id) }},
+		{"RevokeRefreshToken", func(id string) error { return f.s.RevokeRefreshToken(ctx, id) }},
+		{"DeleteAuthorization", func(string) error { return f.s.DeleteAuthorization(ctx, "user-1", f.client.ID) }},
+		{"RevokeUserClientTokens", func(string) error { return f.s.RevokeUserClientTokens(ctx, "user-1", f.client.ID) }},
+	}
+	for round := range 20 {
+		rv := revokers[round%len(revokers)]
+		id := fmt.Sprintf("race-%d", round)
+		sig := func(kind string, i int) string { return fmt.Sprintf("%s-%s-%d", kind, id, i) }
+		must(t, f.s.CreateAccessTokenSession(ctx, sig("at", 0), f.request(id)))
+		must(t, f.s.CreateRefreshTokenSession(ctx, sig("rt", 0), sig("at", 0), f.request(id)))
+		var rotations atomic.Int64
+		var stop atomic.Bool
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := 0; !stop.Load(); i++ {
+				err := inTx(f, func(ctx context.Context) error {
+					if err := f.s.RotateRefreshToken(ctx, id, sig("rt", i)); err != nil {
+						return err
+					}
+					if err := f.s.CreateAccessTokenSession(ctx, sig("at", i+1), f.request(id)); err != nil {
+						return err
+					}
+					return f.s.CreateRefreshTokenSession(ctx, sig("rt", i+1), sig("at", i+1), f.request(id))
+				})
+				if err != nil {
+					return // revoked (or lost to the revoker): the family is done
+				}
+				rotations.Add(1)
+			}
+		}()
+		deadline := time.Now().Add(10 * time.Second)
+		for rotations.Load() < int64(1+round%3) && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Microsecond)
+		}
+		must(t, rv.revoke(id))
+		stop.Store(true)
+		<-done
+		if n := f.count("oauth2_tokens", "request_id = ? AND active AND kind IN (?, ?)", id, "access", "refresh"); n != 0 {
+			t.Fatalf("round %d (%s after %d rotations): %d tokens of the family active after the revocation returned",
+				round, rv.name, rotations.Load(), n)
+		}
+	}
+}
+
+// testRaceRememberRevoke remembers consent while the same authorization is
+// revoked: the outcome is one order or the other, never the revoked scopes
+// written back by a remember that read them before the revocation.
+func testRaceRememberRevoke(t *testing.T, f *fixture) {
+	ctx := f.ctx
+	for round := range 20 {
+		user := fmt.Sprintf("user-%d", round)
+		must(t, f.s.RememberAuthorization(ctx, user, f.client.ID, []string{"openid", "email"}))
+		errs := make([]error, 2)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				if i == 0 {
+					errs[i] = f.s.RememberAuthorization(ctx, user, f.client.ID, []string{"openid", "profile"})
+				} else {
+					errs[i] = f.s.DeleteAuthorization(ctx, user, f.client.ID)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		must(t, errs[0])
+		must(t, errs[1])
+		a, err := f.s.Authorization(ctx, user, f.client.ID)
+		if err != nil && !errors.Is(err, fosite.ErrNotFound) {
+			t.Fatal(err)
+		}
+		if a != nil && slices.Contains(a.Scopes, "email") {
+			t.Fatalf("round %d: revoked scope remembered again: %v", round, a.Scopes)
+		}
 	}
 }

@@ -55,6 +55,18 @@ func testClients(t *testing.T, f *fixture) {
 		t.Fatalf("grace-period rotation: current %q rotated %q", c3.GetHashedSecret(), c3.GetRotatedHashes())
 	}
 	wantErr(t, "rotate missing", f.s.RotateClientSecret(ctx, "missing", "x", nil), fosite.ErrNotFound)
+	// A metadata update never writes the secret columns: its caller may hold
+	// a copy read before a concurrent rotation.
+	stale := *c3
+	stale.SecretHash, stale.RotatedSecretHash, stale.RotatedSecretExpiresAt, stale.Name = "stale-hash", "", nil, "Renamed"
+	must(t, f.s.UpdateClient(ctx, &stale))
+	c4, err := f.s.ClientForUpdate(ctx, c.ID)
+	must(t, err)
+	if c4.SecretHash != "newer-hash" || c4.RotatedSecretHash != "new-hash" || c4.RotatedSecretExpiresAt == nil || c4.Name != "Renamed" {
+		t.Fatalf("update wrote secret columns or lost metadata: secret %q rotated %q name %q", c4.SecretHash, c4.RotatedSecretHash, c4.Name)
+	}
+	_, err = f.s.ClientForUpdate(ctx, "missing")
+	wantErr(t, "locked read of missing", err, fosite.ErrNotFound)
 
 	for _, id := range []string{"client-2", "client-3", "client-4"} {
 		f.newClient(id)
@@ -104,6 +116,8 @@ func testAuthSessions(t *testing.T, f *fixture) {
 	wantErr(t, "unknown session", err, fosite.ErrNotFound)
 	_, err = f.s.DecideAuthSession(ctx, "nope", storage.Decision{Approve: true, Subject: "u", Verifier: "v"})
 	wantErr(t, "decide unknown", err, fosite.ErrNotFound)
+	_, err = f.s.CompleteAuthSession(ctx, "nope", "browser-1", "v")
+	wantErr(t, "complete unknown", err, fosite.ErrNotFound)
 	// Malformed ids (NUL, invalid UTF-8, too long) are unknown, never a
 	// database error: PostgreSQL refuses such text instead of finding nothing.
 	for _, bad := range []string{"\x00", "as\x00-1", "\xff\xfe", "", strings.Repeat("a", 200)} {
@@ -139,7 +153,8 @@ func testAuthSessions(t *testing.T, f *fixture) {
 	must(t, err)
 	if a.State != storage.AuthApproved || a.Subject != "user-1" || !a.Remember || a.ACR != "mfa" ||
 		a.Claims["email"] != "a@example.com" || a.Claims["email_verified"] != true ||
-		a.AuthTime == nil || !a.AuthTime.Equal(authTime) || !slices.Equal(a.GrantedScopes, []string{"openid"}) {
+		a.AuthTime == nil || !a.AuthTime.Equal(authTime) || !slices.Equal(a.GrantedScopes, []string{"openid"}) ||
+		a.RequestForm != "response_type=code" {
 		t.Fatalf("approved session: %+v", a)
 	}
 	if a.VerifierHash == "" || strings.Contains(a.VerifierHash, "verifier-1") {
@@ -158,7 +173,8 @@ func testAuthSessions(t *testing.T, f *fixture) {
 	}
 	done, err := f.s.CompleteAuthSession(ctx, "as-1", "browser-1", "verifier-1")
 	must(t, err)
-	if done.State != storage.AuthApproved || done.Subject != "user-1" {
+	if done.State != storage.AuthApproved || done.Subject != "user-1" || done.ACR != "mfa" || done.Claims["email"] != "a@example.com" ||
+		done.AuthTime == nil || !done.AuthTime.Equal(authTime) || !slices.Equal(done.GrantedScopes, []string{"openid"}) {
 		t.Fatalf("complete returns the decided session, got %+v", done)
 	}
 	_, err = f.s.CompleteAuthSession(ctx, "as-1", "browser-1", "verifier-1")
@@ -193,7 +209,12 @@ func testAuthSessions(t *testing.T, f *fixture) {
 	must(t, err)
 
 	mk("as-3")
+	mk("as-5")
+	_, err = f.s.DecideAuthSession(ctx, "as-5", storage.Decision{Approve: true, Subject: "u", Verifier: "verifier-5"})
+	must(t, err)
 	f.clock.Advance(11 * time.Minute)
+	_, err = f.s.CompleteAuthSession(ctx, "as-5", "browser-1", "verifier-5")
+	wantErr(t, "complete expired", err, storage.ErrExpired)
 	_, err = f.s.AuthSession(ctx, "as-3")
 	wantErr(t, "expired session", err, storage.ErrExpired)
 	_, err = f.s.DecideAuthSession(ctx, "as-3", storage.Decision{Approve: true, Subject: "u", Verifier: "v"})
@@ -307,7 +328,7 @@ func testReplay(t *testing.T, f *fixture) {
 	must(t, f.s.MarkJTI(ctx, "dpop", "jti-1", exp))
 	wantErr(t, "replayed jti", f.s.MarkJTI(ctx, "dpop", "jti-1", exp), storage.ErrReplay)
 	must(t, f.s.MarkJTI(ctx, "other-purpose", "jti-1", exp)) // purposes are separate namespaces
-	f.clock.Advance(2 * time.Minute)
+	f.clock.Advance(2*time.Minute + storage.ReplayClockSkew)
 	must(t, f.s.MarkJTI(ctx, "dpop", "jti-1", f.clock.Now().Add(time.Minute))) // expired entries may be reused
 
 	alice := storage.WithAssertionClient(ctx, "alice")

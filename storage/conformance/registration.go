@@ -1,8 +1,10 @@
 package conformance
 
 import (
+	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 // agent never share one (SPEC §6); forgetting the client forgets all.
 func testAuthorizationsPerRedirect(t *testing.T, f *fixture) {
 	ctx := f.ctx
+	f.s.UseExternalClients(documentClients{})
 	const doc = "https://agent.example.com/client.json"
 	one, two := "http://127.0.0.1:50001/cb", "http://127.0.0.1:50002/cb"
 	if storage.GrantRedirect(doc, one) != one || storage.GrantRedirect(f.client.ID, one) != "" {
@@ -127,4 +130,15 @@ func testIdleDynamicClients(t *testing.T, f *fixture) {
 			t.Errorf("client %s: err %v, want gone=%v", id, err, gone)
 		}
 	}
+}
+
+// documentClients stands in for the metadata-document resolver (package
+// cimd, which fetches over the network): the storage rules under test only
+// ask which ids are documents, never a row of clients.
+type documentClients struct{}
+
+func (documentClients) Handles(id string) bool { return strings.HasPrefix(id, "https://") }
+
+func (documentClients) Client(context.Context, string) (*storage.Client, error) {
+	return nil, storage.ErrNotFound
 }

@@ -6,9 +6,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/openid"
+
+	"github.com/latchhq/latch/storage"
 )
 
 func testCodes(t *testing.T, f *fixture) {
@@ -203,4 +206,58 @@ func testTx(t *testing.T, f *fixture) {
 	wantErr(t, "InTx", err, boom)
 	_, err = f.s.GetAccessTokenSession(ctx, "at-intx", newSession())
 	wantErr(t, "InTx rolled back", err, fosite.ErrNotFound)
+}
+
+// testRevokeUnremembered: DeleteAuthorization revokes a user's codes and
+// tokens for a client whether or not the consent was remembered, and is
+// ErrNotFound only when there was nothing to revoke. RevokeGrant takes a
+// family's unredeemed code along.
+func testRevokeUnremembered(t *testing.T, f *fixture) {
+	ctx := f.ctx
+	must(t, f.s.CreateAuthorizeCodeSession(ctx, "code-1", f.request("req-1")))
+	must(t, f.s.CreateAccessTokenSession(ctx, "at-1", f.request("req-1")))
+	must(t, f.s.CreateRefreshTokenSession(ctx, "rt-1", "at-1", f.request("req-1")))
+	must(t, f.s.CreateAuthorizeCodeSession(ctx, "code-2", f.request("req-2")))
+
+	must(t, f.s.DeleteAuthorization(ctx, "user-1", f.client.ID))
+	_, err := f.s.GetAccessTokenSession(ctx, "at-1", newSession())
+	wantErr(t, "access token after DeleteAuthorization", err, fosite.ErrInactiveToken)
+	_, err = f.s.GetRefreshTokenSession(ctx, "rt-1", newSession())
+	wantErr(t, "refresh token after DeleteAuthorization", err, fosite.ErrInactiveToken)
+	_, err = f.s.GetAuthorizeCodeSession(ctx, "code-2", newSession())
+	wantErr(t, "unredeemed code after DeleteAuthorization", err, fosite.ErrInvalidatedAuthorizeCode)
+	wantErr(t, "nothing left to revoke", f.s.DeleteAuthorization(ctx, "user-1", f.client.ID), fosite.ErrNotFound)
+	wantErr(t, "unknown client", f.s.DeleteAuthorization(ctx, "user-1", "no-such-client"), fosite.ErrNotFound)
+	if n := f.count("grants", ""); n != 0 {
+		t.Fatalf("%d grant rows left after the grant was revoked and a revocation found nothing", n)
+	}
+
+	must(t, f.s.CreateAuthorizeCodeSession(ctx, "code-3", f.request("req-3")))
+	must(t, f.s.RevokeGrant(ctx, "req-3"))
+	_, err = f.s.GetAuthorizeCodeSession(ctx, "code-3", newSession())
+	wantErr(t, "code of a revoked family", err, fosite.ErrInvalidatedAuthorizeCode)
+}
+
+// testReplaySkew: an instance whose clock runs ahead must not forget a jti
+// that slower instances still accept, neither by purging nor by reusing it.
+func testReplaySkew(t *testing.T, f *fixture) {
+	ctx := f.ctx
+	exp := f.clock.Now().Add(time.Minute)
+	must(t, f.s.MarkJTI(ctx, "dpop", "jti-skew", exp))
+	const ahead = 4 * time.Minute // 3m past exp on the fast clock
+	f.clock.Advance(ahead)
+	res, err := f.s.Purge(ctx, storage.JanitorOptions{})
+	must(t, err)
+	if res["seen_jtis"] != 0 {
+		t.Fatalf("a fast clock purged a live replay-cache row: %v", res)
+	}
+	wantErr(t, "reuse on the fast instance", f.s.MarkJTI(ctx, "dpop", "jti-skew", f.clock.Now().Add(time.Minute)), storage.ErrReplay)
+	f.clock.Advance(-ahead)
+	wantErr(t, "replay on an instance with the right time", f.s.MarkJTI(ctx, "dpop", "jti-skew", exp), storage.ErrReplay)
+	f.clock.Advance(ahead + storage.ReplayClockSkew)
+	res, err = f.s.Purge(ctx, storage.JanitorOptions{})
+	must(t, err)
+	if res["seen_jtis"] != 1 {
+		t.Fatalf("an entry past expiry and the skew margin was kept: %v", res)
+	}
 }

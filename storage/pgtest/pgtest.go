@@ -94,12 +94,17 @@ func DSN(t testing.TB) string {
 	return shared.dsn(name)
 }
 
-// cluster is a running server; proc is nil for an external one.
+// cluster is a running server; proc is nil for an external one. The rest
+// is what it takes to start the same server again on the same port.
 type cluster struct {
 	base   *url.URL
 	dir    string
 	proc   *exec.Cmd
 	exited chan struct{}
+
+	postgres, data string
+	cred           *syscall.Credential
+	port           int
 }
 
 func (c *cluster) dsn(db string) string {
@@ -126,6 +131,10 @@ func start() (*cluster, error) {
 		}
 		return &cluster{base: u}, nil
 	}
+	return startLocal()
+}
+
+func startLocal() (*cluster, error) {
 	initdb, err := findBin("initdb")
 	if err != nil {
 		return nil, err
@@ -155,8 +164,12 @@ func start() (*cluster, error) {
 	// A port taken between our probe and postgres' bind just means another try.
 	var lastErr error
 	for range 5 {
-		c, err := launch(postgres, dir, data, cred)
-		if err == nil {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		c := &cluster{dir: dir, postgres: postgres, data: data, cred: cred, port: port}
+		if err = c.launch(); err == nil {
 			return c, nil
 		}
 		lastErr = err
@@ -165,46 +178,42 @@ func start() (*cluster, error) {
 	return nil, lastErr
 }
 
-func launch(postgres, dir, data string, cred *syscall.Credential) (*cluster, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
+// launch starts postgres on c's data directory and port and waits until it
+// accepts connections.
+func (c *cluster) launch() error {
 	logs := &logBuffer{}
-	cmd := exec.Command(postgres, "-D", data, "-p", strconv.Itoa(port),
+	cmd := exec.Command(c.postgres, "-D", c.data, "-p", strconv.Itoa(c.port),
 		"-c", "listen_addresses=127.0.0.1",
-		"-c", "unix_socket_directories="+dir,
+		"-c", "unix_socket_directories="+c.dir,
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=400", "-c", "shared_buffers=64MB")
 	cmd.Stdout, cmd.Stderr = logs, logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred, Setpgid: true}
 	setDeathSignal(cmd.SysProcAttr)
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start postgres: %w", err)
+		return fmt.Errorf("start postgres: %w", err)
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
-	c := &cluster{
-		base: &url.URL{Scheme: "postgres", User: url.User("postgres"), Host: "127.0.0.1:" + strconv.Itoa(port), RawQuery: "sslmode=disable"},
-		dir:  dir, proc: cmd, exited: exited,
-	}
+	c.base = &url.URL{Scheme: "postgres", User: url.User("postgres"), Host: "127.0.0.1:" + strconv.Itoa(c.port), RawQuery: "sslmode=disable"}
+	c.proc, c.exited = cmd, exited
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		err := c.exec(ctx, "SELECT 1")
 		cancel()
 		if err == nil {
-			return c, nil
+			return nil
 		}
 		select {
 		case <-exited:
-			return nil, fmt.Errorf("postgres exited: %s", logs.String())
+			return fmt.Errorf("postgres exited: %s", logs.String())
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
 			<-exited
-			return nil, fmt.Errorf("postgres did not accept connections within 30s: %v\n%s", err, logs.String())
+			return fmt.Errorf("postgres did not accept connections within 30s: %v\n%s", err, logs.String())
 		}
 	}
 }
@@ -215,14 +224,101 @@ func (c *cluster) stop() {
 	if c.proc == nil {
 		return
 	}
-	_ = c.proc.Process.Signal(syscall.SIGQUIT)
+	c.halt(syscall.SIGQUIT)
+	os.RemoveAll(c.dir)
+}
+
+// halt signals the postmaster and waits for it to exit.
+func (c *cluster) halt(sig syscall.Signal) {
+	_ = c.proc.Process.Signal(sig)
 	select {
 	case <-c.exited:
 	case <-time.After(10 * time.Second):
 		_ = c.proc.Process.Kill()
 		<-c.exited
 	}
-	os.RemoveAll(c.dir)
+}
+
+// Cluster is a PostgreSQL server of one test's own, which the test may stop
+// and start again: the shared cluster cannot be stopped under the other
+// tests.
+type Cluster struct {
+	c  *cluster
+	mu sync.Mutex
+	up bool
+}
+
+// Own starts a cluster for t alone (it skips, or fails under CI=true, as
+// DSN does; it also skips with LATCH_TEST_POSTGRES_DSN, a server it cannot
+// stop). The cluster is removed when t ends.
+func Own(t testing.TB) *Cluster {
+	t.Helper()
+	if os.Getenv(EnvDSN) != "" {
+		t.Skip("pgtest: " + EnvDSN + " names a server this test cannot stop")
+	}
+	if _, err := findBin("initdb"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("pgtest: initdb not found on PATH and CI=true: the PostgreSQL tests must run in CI")
+		}
+		t.Skip("pgtest: initdb not found on PATH; skipping PostgreSQL test")
+	}
+	c, err := startLocal()
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	own := &Cluster{c: c, up: true}
+	t.Cleanup(func() {
+		own.mu.Lock()
+		defer own.mu.Unlock()
+		if own.up {
+			c.stop()
+		} else {
+			os.RemoveAll(c.dir)
+		}
+	})
+	return own
+}
+
+// DSN creates a new, empty database on the cluster and returns its DSN,
+// which stays valid across Stop and Start.
+func (o *Cluster) DSN(t testing.TB) string {
+	t.Helper()
+	name := fmt.Sprintf("latch_own_%d", dbSeq.Add(1))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := o.c.exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("pgtest: create database: %v", err)
+	}
+	return o.c.dsn(name)
+}
+
+// Stop shuts the server down the way an operator's fast shutdown does:
+// open transactions are aborted, connections are cut, and new ones are
+// refused until Start.
+func (o *Cluster) Stop(t testing.TB) {
+	t.Helper()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.up {
+		t.Fatal("pgtest: Stop: the cluster is already stopped")
+	}
+	o.c.halt(syscall.SIGINT)
+	o.up = false
+}
+
+// Start starts the stopped server again on the same port and data, and
+// returns once it accepts connections.
+func (o *Cluster) Start(t testing.TB) {
+	t.Helper()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.up {
+		t.Fatal("pgtest: Start: the cluster is running")
+	}
+	if err := o.c.launch(); err != nil {
+		t.Fatalf("pgtest: restart: %v", err)
+	}
+	o.up = true
 }
 
 // credential returns the postgres user's identity when running as root

@@ -1,0 +1,10 @@
+package cli_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/latchhq/latch/storage/pgtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
