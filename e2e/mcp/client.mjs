@@ -30,9 +30,6 @@ class Provider {
     if (mode === "cimd") this.clientMetadataUrl = env("CLIENT_METADATA_URL");
   }
   get redirectUrl() { return redirectUrl; }
-  // fosite wants a state of 8+ characters; SPEC §2 makes state optional
-  // with PKCE (the interop work lifts this), so send one.
-  state() { return "mcp-e2e-" + Math.random().toString(36).slice(2); }
   get clientMetadata() {
     return {
       client_name: "Latch e2e MCP client",
