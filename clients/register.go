@@ -99,13 +99,11 @@ func noStore(next echo.HandlerFunc) echo.HandlerFunc {
 // ignored (RFC 7591 §2: a server ignores metadata it does not understand).
 type registrationRequest struct {
 	request
-	ApplicationType string `json:"application_type"`
 }
 
 // RegistrationView is the RFC 7591 §3.2.1 answer.
 type RegistrationView struct {
 	View
-	ApplicationType         string `json:"application_type,omitempty"`
 	ClientIDIssuedAt        int64  `json:"client_id_issued_at"`
 	RegistrationAccessToken string `json:"registration_access_token,omitempty"`
 	RegistrationClientURI   string `json:"registration_client_uri"`
@@ -143,7 +141,7 @@ func (r *Registration) handleRegister(c echo.Context) error {
 	if err != nil {
 		return httpError(err)
 	}
-	return c.JSON(http.StatusCreated, r.view(cl, plain, token, appType))
+	return c.JSON(http.StatusCreated, r.view(cl, plain, token))
 }
 
 // registrantRules are what dynamic registration adds to the management
@@ -200,11 +198,11 @@ func (r *Registration) decode(c echo.Context) (Metadata, string, error) {
 	if err != nil {
 		return Metadata{}, "", httpError(err)
 	}
-	return m, body.ApplicationType, nil
+	return m, m.ApplicationType, nil
 }
 
-func (r *Registration) view(cl *storage.Client, plain, token, appType string) RegistrationView {
-	return RegistrationView{View: NewView(cl, plain), ApplicationType: appType, ClientIDIssuedAt: cl.CreatedAt.Unix(),
+func (r *Registration) view(cl *storage.Client, plain, token string) RegistrationView {
+	return RegistrationView{View: NewView(cl, plain), ClientIDIssuedAt: cl.CreatedAt.Unix(),
 		RegistrationAccessToken: token, RegistrationClientURI: r.issuer + RegisterPath + "/" + url.PathEscape(cl.ID)}
 }
 
@@ -288,7 +286,7 @@ func (r *Registration) handleRead(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, r.view(cl, "", "", ""))
+	return c.JSON(http.StatusOK, r.view(cl, "", ""))
 }
 
 // handleUpdate replaces the metadata (RFC 7592 §2.2): the same rules as
@@ -315,7 +313,7 @@ func (r *Registration) handleUpdate(c echo.Context) error {
 	if err != nil {
 		return httpError(err)
 	}
-	return c.JSON(http.StatusOK, r.view(updated, "", "", appType))
+	return c.JSON(http.StatusOK, r.view(updated, "", ""))
 }
 
 func (r *Registration) handleDelete(c echo.Context) error {

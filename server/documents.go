@@ -2,9 +2,7 @@ package server
 
 import (
 	"errors"
-	"net"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 
@@ -34,7 +32,8 @@ func (s *Server) checkDocumentClient(c echo.Context, clientID, redirectURI strin
 	case !cl.Document:
 		return true, nil
 	}
-	if redirectURI != "" && !redirectAllowed(redirectURI, cl.RedirectURIs) {
+	// Exactly, or by the loopback rule (any port, localhost included).
+	if redirectURI != "" && !slices.Contains(cl.RedirectURIs, redirectURI) && !cl.MatchesLoopback(redirectURI) {
 		return false, documentRefused(c, "redirect_uri is not one of the redirect_uris of the client's metadata document")
 	}
 	return true, nil
@@ -43,31 +42,4 @@ func (s *Server) checkDocumentClient(c echo.Context, clientID, redirectURI strin
 func documentRefused(c echo.Context, desc string) error {
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusBadRequest, map[string]string{"error": "invalid_client", "error_description": desc})
-}
-
-// redirectAllowed is the one place a requested redirect URI is matched
-// against registered ones: exactly, or by the loopback rule of RFC 8252
-// §7.3 (a registered http loopback URI accepts any port on the same host
-// and path).
-func redirectAllowed(requested string, registered []string) bool {
-	if slices.Contains(registered, requested) {
-		return true
-	}
-	req, err := url.Parse(requested)
-	if err != nil || req.Scheme != "http" || !isLoopbackHost(req.Hostname()) {
-		return false
-	}
-	return slices.ContainsFunc(registered, func(r string) bool {
-		u, err := url.Parse(r)
-		return err == nil && u.Scheme == "http" && u.Hostname() == req.Hostname() &&
-			u.Path == req.Path && u.RawQuery == req.RawQuery
-	})
-}
-
-func isLoopbackHost(h string) bool {
-	if h == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }
