@@ -296,7 +296,7 @@ func (s *Server) resume(c echo.Context) error {
 		// The database failed (or the commit did): nothing was written,
 		// so the same link works again once it is back.
 		s.log.Error("completing a decided sign-in failed", "err", err)
-		return s.unavailable(c)
+		return s.unavailable(c, err)
 	}
 	return answer()
 }
@@ -379,19 +379,6 @@ func (s *Server) deniedResponse(c echo.Context, ar fosite.AuthorizeRequester, de
 		desc = "The resource owner or authorization server denied the request."
 	}
 	return s.redirectError(c, ar, "access_denied", desc)
-}
-
-// unavailable answers a browser when the database cannot be reached: a
-// page saying to try again, never a redirect the client would take as a
-// final answer.
-func (s *Server) unavailable(c echo.Context) error {
-	c.Response().Header().Set("Retry-After", "5")
-	if strings.Contains(c.Request().Header.Get("Accept"), "application/json") {
-		c.Response().Header().Set("Cache-Control", "no-store")
-		return c.JSON(http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable",
-			"error_description": "The authorization server is temporarily unavailable. Please try again."})
-	}
-	return browserPage(c, http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again in a moment.")
 }
 
 // newLogin is a login session just stored and the cookie value to give
@@ -524,18 +511,14 @@ func (s *Server) writeAuthorizeResponse(c echo.Context, ar fosite.AuthorizeReque
 // page either way: redirecting server_error would end a sign-in that a
 // retry could finish.
 func (s *Server) authorizeError(c echo.Context, ar fosite.AuthorizeRequester, err error) error {
-	if dbUnavailable(err) {
-		// Never redirected: server_error would end the client's attempt,
-		// while the same request works once the database is back.
-		return s.writeUnavailable(c, err)
-	}
 	rfc := fosite.ErrorToRFC6749Error(err)
 	// fosite reports any failed client lookup as invalid_client; only a
 	// client that is not there is the request's fault.
 	lookupFailed := rfc.ErrorField == fosite.ErrInvalidClient.ErrorField && rfc.Cause() != nil && !storage.IsNotFound(rfc.Cause())
-	if errors.Is(err, storage.ErrUnavailable) || lookupFailed {
-		s.log.Warn("authorization request: database unavailable", "err", err)
-		return s.unavailable(c)
+	if dbUnavailable(err) || lookupFailed {
+		// Never redirected: server_error would end the client's attempt,
+		// while the same request works once the database is back.
+		return s.unavailable(c, err)
 	}
 	if rfc.CodeField >= 500 {
 		s.log.Error("authorization request failed", "err", err, "cause", rfc.Cause(), "debug", rfc.Debug())

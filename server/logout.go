@@ -64,7 +64,7 @@ func (s *Server) logout(c echo.Context) error {
 	if redirect != "" {
 		if err := s.checkPostLogoutRedirect(ctx, clientID, redirect); err != nil {
 			if errors.Is(err, storage.ErrUnavailable) {
-				return s.unavailable(c)
+				return s.unavailable(c, err)
 			}
 			return logoutPage(c, http.StatusBadRequest, "Sign-out problem", err.Error())
 		}
@@ -75,7 +75,7 @@ func (s *Server) logout(c echo.Context) error {
 		login, err = s.store.LoginSession(ctx, s.hasher.Sum("login", cookie))
 		if err != nil && !storage.IsNotFound(err) {
 			s.log.Warn("logout: reading the login session failed", "err", err)
-			return s.unavailable(c)
+			return s.unavailable(c, err)
 		}
 	}
 	if hint == nil && login != nil && !s.confirmed(c, cookie) {
@@ -94,7 +94,7 @@ func (s *Server) logout(c echo.Context) error {
 	for _, sel := range sels {
 		if _, err := s.sessions.End(ctx, sel, logout.ReasonLogout); err != nil {
 			s.log.Warn("logout: ending the login session failed", "err", err)
-			return s.unavailable(c)
+			return s.unavailable(c, err)
 		}
 	}
 	if cookie != "" && (login == nil || endBrowser) {

@@ -2,8 +2,10 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -26,14 +28,32 @@ func dbUnavailable(err error) bool { return errors.Is(err, storage.ErrUnavailabl
 // It logs one line per retryAfter, not one per request: an outage under
 // load would otherwise flood the log with the same news.
 func (s *Server) writeUnavailable(c echo.Context, err error) error {
-	now := time.Now().Unix()
-	if last := s.outageLogged.Load(); now-last >= retryAfter && s.outageLogged.CompareAndSwap(last, now) {
-		s.log.Warn("database unavailable; answering 503", "method", c.Request().Method, "path", c.Path(), "err", err.Error())
-	}
+	s.logOutage(c, err)
 	h := c.Response().Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("Retry-After", strconv.Itoa(retryAfter))
 	return c.JSON(http.StatusServiceUnavailable, map[string]string{
 		"error": "temporarily_unavailable", "error_description": "The database is unreachable; retry shortly.",
 	})
+}
+
+// unavailable is writeUnavailable for a person's browser (authorize,
+// resume, logout): a page saying to try again, never a redirect the client
+// would take as a final answer; JSON when the caller asks for it.
+func (s *Server) unavailable(c echo.Context, err error) error {
+	if strings.Contains(c.Request().Header.Get("Accept"), "application/json") {
+		return s.writeUnavailable(c, err)
+	}
+	s.logOutage(c, err)
+	c.Response().Header().Set("Retry-After", strconv.Itoa(retryAfter))
+	return browserPage(c, http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again in a moment.")
+}
+
+// logOutage logs one line per retryAfter, not one per request: an outage
+// under load would otherwise flood the log with the same news.
+func (s *Server) logOutage(c echo.Context, err error) {
+	now := time.Now().Unix()
+	if last := s.outageLogged.Load(); now-last >= retryAfter && s.outageLogged.CompareAndSwap(last, now) {
+		s.log.Warn("database unavailable; answering 503", "method", c.Request().Method, "path", c.Path(), "err", fmt.Sprint(err))
+	}
 }
