@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -28,24 +29,7 @@ func TestDatabaseBrieflyUnavailable(t *testing.T) {
 	rt := str(t, tok, "refresh_token")
 	at := str(t, tok, "access_token")
 
-	u, _ := url.Parse(dsn)
-	db := strings.TrimPrefix(u.Path, "/")
-	admin := *u
-	admin.Path = "/postgres"
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, admin.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	sql := func(q string) {
-		t.Helper()
-		if _, err := conn.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	sql(`ALTER DATABASE ` + db + ` ALLOW_CONNECTIONS false`)
-	sql(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '` + db + `'`)
+	restore := cutDatabase(t, dsn)
 
 	if r := get(t, env.URL+"/health/ready"); r.status != http.StatusServiceUnavailable {
 		t.Fatalf("ready with the database away: %s", r)
@@ -59,7 +43,7 @@ func TestDatabaseBrieflyUnavailable(t *testing.T) {
 	}
 	unavailableEverywhere(t, env, c, at, rt)
 
-	sql(`ALTER DATABASE ` + db + ` ALLOW_CONNECTIONS true`)
+	restore()
 	if r := get(t, env.URL+"/health/ready"); r.status != http.StatusOK {
 		t.Fatalf("ready after the database came back: %s", r)
 	}
@@ -112,4 +96,38 @@ func unavailableEverywhere(t *testing.T, env *latchtest.Env, c latchtest.Client,
 func get(t *testing.T, u string) result {
 	req, _ := http.NewRequest("GET", u, nil)
 	return do(t, req)
+}
+
+// cutDatabase takes dsn's database away as an outage does: no new
+// connections, and every open one terminated. restore lets connections in
+// again (it is also run at cleanup, so a failed test cannot leave the
+// database shut for the next one).
+func cutDatabase(t *testing.T, dsn string) (restore func()) {
+	t.Helper()
+	u, _ := url.Parse(dsn)
+	db := strings.TrimPrefix(u.Path, "/")
+	admin := *u
+	admin.Path = "/postgres"
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, admin.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sql := func(q string) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	sql(`ALTER DATABASE ` + db + ` ALLOW_CONNECTIONS false`)
+	sql(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '` + db + `'`)
+	var once sync.Once
+	restore = func() {
+		once.Do(func() {
+			sql(`ALTER DATABASE ` + db + ` ALLOW_CONNECTIONS true`)
+			_ = conn.Close(ctx)
+		})
+	}
+	t.Cleanup(restore)
+	return restore
 }

@@ -1,13 +1,10 @@
 package scaleout_test
 
 import (
-	"context"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/latchhq/latch/audit"
 	"github.com/latchhq/latch/clients"
@@ -198,26 +195,9 @@ func TestRevocationDuringOutage(t *testing.T) {
 	tok := exchange(t, env.URL, c, getCode(t, env, c, openidScope))
 	rt := str(t, tok, "refresh_token")
 
-	u, _ := url.Parse(dsn)
-	db := strings.TrimPrefix(u.Path, "/")
-	admin := *u
-	admin.Path = "/postgres"
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, admin.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	sql := func(q string) {
-		t.Helper()
-		if _, err := conn.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	sql(`ALTER DATABASE ` + db + ` ALLOW_CONNECTIONS false`)
-	sql(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '` + db + `'`)
+	restore := cutDatabase(t, dsn)
 	revoke := post(t, env.URL+"/oauth2/revoke", url.Values{"token": {rt}}, c)
-	sql(`ALTER DATABASE ` + db + ` ALLOW_CONNECTIONS true`)
+	restore()
 
 	if revoke.status != http.StatusServiceUnavailable || revoke.body["error"] != "temporarily_unavailable" {
 		t.Errorf("RFC 7009 revocation during the outage: %s, want 503 temporarily_unavailable", revoke)
