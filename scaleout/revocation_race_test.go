@@ -120,22 +120,11 @@ func TestRaceRevocationBeatsRefresh(t *testing.T) {
 						t.Fatalf("round %d: exchange: %s", round, tok)
 					}
 					f := &family{first: str(t, tok, "refresh_token"), at: str(t, tok, "access_token"), rt: str(t, tok, "refresh_token")}
-					stop := make(chan struct{})
-					done := refreshLoop(t, envs, c, f, stop)
 					// Revoke mid-stream: the refresher has rotated on both
 					// instances and has a request in flight.
-					deadline := time.Now().Add(10 * time.Second)
-					for _, _, n := f.newest(); n < 2+round%3; _, _, n = f.newest() {
-						if time.Now().After(deadline) {
-							close(stop)
-							<-done
-							t.Fatalf("round %d: the refresher made no progress", round)
-						}
-						time.Sleep(200 * time.Microsecond)
-					}
+					stop := refreshUntil(t, envs, c, f, 2+round%3)
 					path.revoke(t, envs[round%2], c, f)
-					close(stop)
-					<-done
+					stop()
 					at, rt, _ := f.newest()
 					alive := []string{}
 					if active(t, a, at) {
@@ -232,20 +221,9 @@ func TestRaceClientDeleteBeatsRefresh(t *testing.T) {
 				t.Fatalf("round %d: exchange: %s", round, tok)
 			}
 			f := &family{first: str(t, tok, "refresh_token"), at: str(t, tok, "access_token"), rt: str(t, tok, "refresh_token")}
-			stop := make(chan struct{})
-			done := refreshLoop(t, envs, c, f, stop)
-			deadline := time.Now().Add(10 * time.Second)
-			for _, _, n := f.newest(); n < 2+round%3; _, _, n = f.newest() {
-				if time.Now().After(deadline) {
-					close(stop)
-					<-done
-					t.Fatalf("round %d: the refresher made no progress", round)
-				}
-				time.Sleep(200 * time.Microsecond)
-			}
+			stop := refreshUntil(t, envs, c, f, 2+round%3)
 			status, out := envs[round%2].API("DELETE", "/api/clients/"+c.ID, nil)
-			close(stop)
-			<-done
+			stop()
 			if status != http.StatusNoContent {
 				t.Fatalf("round %d: DELETE client: %d %v", round, status, out)
 			}
@@ -262,4 +240,24 @@ func TestRaceClientDeleteBeatsRefresh(t *testing.T) {
 			t.Errorf("%d/%d client deletions left tokens behind", escapes, rounds)
 		}
 	})
+}
+
+// refreshUntil starts refreshLoop and returns once the family has rotated
+// at least n times, so what the caller does next races a refresher that has
+// rotated (on both instances, for n >= 2) and has a request in flight.
+// stop ends the loop and waits for it.
+func refreshUntil(t *testing.T, envs []*latchtest.Env, c latchtest.Client, f *family, n int) (stop func()) {
+	t.Helper()
+	quit := make(chan struct{})
+	done := refreshLoop(t, envs, c, f, quit)
+	stop = func() { close(quit); <-done }
+	deadline := time.Now().Add(10 * time.Second)
+	for _, _, got := f.newest(); got < n; _, _, got = f.newest() {
+		if time.Now().After(deadline) {
+			stop()
+			t.Fatalf("the refresher made no progress: %d of %d rotations in 10s", got, n)
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+	return stop
 }
