@@ -1,13 +1,11 @@
 package audit_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,24 +15,6 @@ import (
 	"github.com/latchhq/latch/latchtest"
 	"github.com/latchhq/latch/storage"
 )
-
-// syncBuffer collects log output written from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // allEvents pages through GET /api/audit with query q.
 func allEvents(t *testing.T, env *latchtest.Env, q string) []map[string]any {
@@ -76,7 +56,7 @@ func find(evs []map[string]any, name, client string) map[string]any {
 // each left its event with actor, user, client, IP and outcome, and that no
 // secret, token, code or API key reached the audit rows or the logs.
 func TestFullFlowAuditTrailHoldsNoSecrets(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &latchtest.SyncBuffer{}
 	env := latchtest.Start(t, latchtest.Options{Log: logs})
 	ctx := context.Background()
 	var secrets []string

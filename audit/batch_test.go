@@ -66,7 +66,7 @@ func TestRecordInsideTransactionRollsBackWithIt(t *testing.T) {
 // the table locked; Record gives up, logs, and nothing commits later.
 func TestGroupCommitInsertHasADeadline(t *testing.T) {
 	const settle = 1500 * time.Millisecond
-	var logs syncBuffer
+	var logs latchtest.SyncBuffer
 	dsn := pgtest.DSN(t)
 	env := latchtest.Start(t, latchtest.Options{DSN: dsn, Log: &logs, Configure: func(c *config.Config) {
 		c.Audit.ExportSettle = settle

@@ -59,7 +59,7 @@ func TestMigrateSaysItWaitsForTheLock(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	release := holdMigrationLock(t, dsn)
 	env := []string{"LATCH_DATABASE_DSN=" + dsn, "LATCH_MASTER_KEY=" + latchtest.MasterKey, "LATCH_LOG_LEVEL=error"}
-	out, errOut := &syncBuffer{}, &syncBuffer{}
+	out, errOut := &latchtest.SyncBuffer{}, &latchtest.SyncBuffer{}
 	done := make(chan int, 1)
 	go func() { done <- cli.Execute(t.Context(), []string{"migrate"}, env, out, errOut) }()
 

@@ -1,14 +1,12 @@
 package cli_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,31 +14,12 @@ import (
 	"github.com/latchhq/latch/latchtest"
 )
 
-// syncBuffer is a bytes.Buffer a running command may write while the test
-// reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // server is one `latch serve` run by the real command line.
 type server struct {
 	cancel context.CancelFunc
 	done   chan int
-	out    *syncBuffer
-	errOut *syncBuffer
+	out    *latchtest.SyncBuffer
+	errOut *latchtest.SyncBuffer
 	code   int
 }
 
@@ -58,7 +37,7 @@ func freeAddr(t *testing.T) string {
 func startServe(t *testing.T, environ []string, args ...string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{cancel: cancel, done: make(chan int, 1), out: &syncBuffer{}, errOut: &syncBuffer{}}
+	s := &server{cancel: cancel, done: make(chan int, 1), out: &latchtest.SyncBuffer{}, errOut: &latchtest.SyncBuffer{}}
 	go func() { s.done <- cli.Execute(ctx, append([]string{"serve"}, args...), environ, s.out, s.errOut) }()
 	t.Cleanup(func() { s.stop() })
 	return s

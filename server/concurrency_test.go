@@ -1,13 +1,11 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
 	"golang.org/x/oauth2"
@@ -37,7 +35,7 @@ func TestConcurrentFlowsOnSQLite(t *testing.T) {
 
 // Logs are for operators; they must never carry a credential.
 func TestLogsCarryNoSecrets(t *testing.T) {
-	var buf syncBuffer
+	var buf latchtest.SyncBuffer
 	env := latchtest.Start(t, latchtest.Options{Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 
 	web := env.WebClient("client_secret_basic")
@@ -69,15 +67,3 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 		}
 	}
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

@@ -178,7 +178,7 @@ func serveBody(body string) func(http.ResponseWriter, *http.Request) int64 {
 // redirects, read unbounded bodies, refetched for every unknown kid and
 // answered failures with a 500 naming the URL and the upstream status.
 func TestJWKSURIFetchIsHardened(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &latchtest.SyncBuffer{}
 	env := latchtest.Start(t, latchtest.Options{Configure: allowLoopbackFetches, Log: logs})
 	tokenURL := env.URL + "/oauth2/token"
 	grant := url.Values{"grant_type": {"client_credentials"}, "scope": {"profile"}}
