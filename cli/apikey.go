@@ -3,8 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -52,16 +50,11 @@ func newAPIKeyList(e *env) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(w, "ID\tNAME\tCREATED_AT\tREVOKED_AT")
+				t := newTable(e.stdout, "ID", "NAME", "CREATED_AT", "REVOKED_AT")
 				for _, k := range ks {
-					revoked := "-"
-					if k.RevokedAt != nil {
-						revoked = k.RevokedAt.UTC().Format(time.RFC3339)
-					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", k.ID, k.Name, k.CreatedAt.UTC().Format(time.RFC3339), revoked)
+					t.row(k.ID, k.Name, stamp(k.CreatedAt), maybeStamp(k.RevokedAt))
 				}
-				return w.Flush()
+				return t.flush()
 			})
 		},
 	}

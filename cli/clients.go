@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -111,8 +110,7 @@ func newClientsList(e *env) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return e.withApp(cmd, func(ctx context.Context, a *app.App) error {
-				w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(w, "CLIENT_ID\tNAME\tOWNER\tAUTH\tGRANT_TYPES")
+				t := newTable(e.stdout, "CLIENT_ID", "NAME", "OWNER", "AUTH", "GRANT_TYPES")
 				after := ""
 				for {
 					page, err := a.Clients().List(ctx, owner, after, paging.Max)
@@ -120,14 +118,14 @@ func newClientsList(e *env) *cobra.Command {
 						return err
 					}
 					for _, c := range page {
-						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", c.ID, c.Name, c.Owner, c.TokenEndpointAuthMethod, strings.Join(c.GrantTypes, ","))
+						t.row(c.ID, c.Name, c.Owner, c.TokenEndpointAuthMethod, strings.Join(c.GrantTypes, ","))
 					}
 					if len(page) < paging.Max {
 						break
 					}
 					after = page[len(page)-1].ID
 				}
-				return w.Flush()
+				return t.flush()
 			})
 		},
 	}

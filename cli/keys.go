@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,16 +24,11 @@ func newKeysList(e *env) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return e.withApp(cmd, func(_ context.Context, a *app.App) error {
-				w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(w, "KID\tALG\tCURRENT\tACTIVATES_AT\tRETIRES_AT")
+				t := newTable(e.stdout, "KID", "ALG", "CURRENT", "ACTIVATES_AT", "RETIRES_AT")
 				for _, k := range a.Keys.List() {
-					retires := "-"
-					if k.RetiresAt != nil {
-						retires = k.RetiresAt.UTC().Format(time.RFC3339)
-					}
-					fmt.Fprintf(w, "%s\t%s\t%t\t%s\t%s\n", k.KID, k.Alg, k.Current, k.ActivatesAt.UTC().Format(time.RFC3339), retires)
+					t.row(k.KID, k.Alg, k.Current, stamp(k.ActivatesAt), maybeStamp(k.RetiresAt))
 				}
-				return w.Flush()
+				return t.flush()
 			})
 		},
 	}

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -56,16 +55,11 @@ func newRegTokenList(e *env) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(w, "ID\tUSES\tMAX_USES\tEXPIRES_AT\tCREATED_AT")
+				tbl := newTable(e.stdout, "ID", "USES", "MAX_USES", "EXPIRES_AT", "CREATED_AT")
 				for _, t := range list {
-					exp := "-"
-					if t.ExpiresAt != nil {
-						exp = t.ExpiresAt.UTC().Format(time.RFC3339)
-					}
-					fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\n", t.ID, t.Uses, t.MaxUses, exp, t.CreatedAt.UTC().Format(time.RFC3339))
+					tbl.row(t.ID, t.Uses, t.MaxUses, maybeStamp(t.ExpiresAt), stamp(t.CreatedAt))
 				}
-				return w.Flush()
+				return tbl.flush()
 			})
 		},
 	}
