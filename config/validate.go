@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/latchhq/latch/storage/dsn"
 )
 
 // MasterKeySize is the decoded length a master key must have.
@@ -262,24 +264,17 @@ func isLoopbackHost(host string) bool {
 
 func (c *Config) validateDatabase(ps *problems) {
 	const key = "database.dsn"
+	// The parse error names only the scheme: the DSN may carry a password.
+	d, err := c.database()
 	switch {
-	case c.isSQLite():
-		if c.SQLitePath() == "" {
-			ps.add(key, "%q has no file path; use sqlite://PATH", c.Database.DSN)
-		}
-	case c.IsPostgres():
+	case err != nil:
+		ps.add(key, "%s", err)
+	case d.Driver == dsn.Postgres:
 		// A generated key lives in one instance's file; other instances
 		// sharing the database could not decrypt what it wrote.
 		if c.MasterKey == "" {
 			ps.add("master_key", "is required with PostgreSQL (database.dsn): every instance sharing the database must use the same master key, so it cannot be generated into a local file; set master_key or LATCH_MASTER_KEY")
 		}
-	default:
-		// The DSN may carry a password, so only the scheme is shown.
-		scheme, _, ok := strings.Cut(c.Database.DSN, "://")
-		if !ok {
-			scheme = ""
-		}
-		ps.add(key, "unsupported scheme %q; use sqlite://PATH or postgres://...", scheme)
 	}
 	if c.Database.MaxOpenConns < 0 {
 		ps.add("database.max_open_conns", "must be 0 (automatic) or more, got %d", c.Database.MaxOpenConns)
