@@ -1,8 +1,6 @@
 package config
 
 import (
-	"encoding/base64"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -11,11 +9,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/latchhq/latch/keys/masterkey"
 	"github.com/latchhq/latch/storage/dsn"
 )
-
-// MasterKeySize is the decoded length a master key must have.
-const MasterKeySize = 32
 
 // MinAPIKeyLength is the shortest admin API key accepted from the
 // configuration (SPEC §1); generated keys carry 256 random bits.
@@ -81,7 +77,7 @@ func (c *Config) validate(ps *problems) {
 	c.validateListeners(ps)
 
 	if c.MasterKey != "" {
-		if _, err := DecodeMasterKey(c.MasterKey); err != nil {
+		if _, err := masterkey.Decode(c.MasterKey); err != nil {
 			ps.add("master_key", "%v", err)
 		}
 	}
@@ -381,23 +377,4 @@ func isScopeToken(s string) bool {
 		}
 	}
 	return s != ""
-}
-
-// DecodeMasterKey decodes a master key given in standard or URL-safe base64,
-// padded or not. Errors never contain the key.
-func DecodeMasterKey(s string) ([]byte, error) {
-	s = strings.TrimSpace(s)
-	for _, enc := range []*base64.Encoding{
-		base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding,
-	} {
-		b, err := enc.DecodeString(s)
-		if err != nil {
-			continue
-		}
-		if len(b) != MasterKeySize {
-			return nil, fmt.Errorf("must be base64 of exactly %d bytes, but decodes to %d bytes", MasterKeySize, len(b))
-		}
-		return b, nil
-	}
-	return nil, errors.New("is not valid base64 (standard or URL-safe, padded or not)")
 }
