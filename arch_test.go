@@ -27,6 +27,22 @@ func TestArchitecture(t *testing.T) {
 		// into HTTP answers.
 		"apikeys": {"net/http", "github.com/labstack/echo/v4"},
 	}
+	// Edges that must not come back, each with its reason. from is a
+	// package directory (and everything below it); to is an exact import
+	// path, so fosite's token/jwt (signing, not storage outcomes) stays
+	// allowed where the root package is not.
+	edges := []struct{ from, to, why string }{
+		{"clients", mod + "approval", "clients needs only the request decoder, which is apierror's; approval is a sibling service"},
+		{"config", mod + "storage", "config is checked before anything opens and must not link database drivers; it reads DSNs with the leaf storage/dsn"},
+		{"config", mod + "keys", "config must not link keys' storage; it decodes the master key with the leaf keys/masterkey, as keys does"},
+	}
+	// leaves import no package of this module, so the light packages that
+	// share them (config) stay light.
+	leaves := map[string]bool{"storage/dsn": true, "keys/masterkey": true}
+	for _, dir := range []string{"clients", "approval", "apikeys", "cimd", "resources", "logout", "keys", "cli"} {
+		edges = append(edges, struct{ from, to, why string }{dir, "github.com/ory/fosite",
+			"storage outcomes are storage.ErrNotFound/ErrConflict outside the fosite boundary (provider, server, storage)"})
+	}
 	docs := map[string]bool{}
 	fset := token.NewFileSet()
 	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
@@ -56,6 +72,14 @@ func TestArchitecture(t *testing.T) {
 			for _, bad := range forbidden[top] {
 				if p == bad {
 					t.Errorf("%s imports %s: %s must not depend on HTTP", path, p, top)
+				}
+			}
+			if leaves[dir] && strings.HasPrefix(p, mod) {
+				t.Errorf("%s imports %s: %s is a leaf shared with config and must import no package of this module", path, p, dir)
+			}
+			for _, e := range edges {
+				if p == e.to && (dir == e.from || strings.HasPrefix(dir, e.from+"/")) {
+					t.Errorf("%s imports %s: %s", path, p, e.why)
 				}
 			}
 			isTestHelper := strings.HasSuffix(p, "/latchtest") || strings.Contains(p, "/conformance")

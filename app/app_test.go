@@ -13,6 +13,7 @@ import (
 	"github.com/latchhq/latch/app"
 	"github.com/latchhq/latch/config"
 	"github.com/latchhq/latch/keys"
+	"github.com/latchhq/latch/keys/masterkey"
 )
 
 func open(t *testing.T, dir string, edit func(*config.Config)) *app.App {
@@ -136,7 +137,7 @@ func TestRewrapKeepsSecretsValid(t *testing.T) {
 	})
 	before, _ := hmacBefore.GetGlobalSecret(ctx)
 
-	mb, _ := keys.ParseMasterKey(keyB)
+	mb, _ := masterkey.Decode(keyB)
 	if _, err := a.Keys.Rewrap(ctx, keys.NewSealer(mb)); err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/latchhq/latch/clients"
 	"github.com/latchhq/latch/config"
 	"github.com/latchhq/latch/keys"
+	"github.com/latchhq/latch/keys/masterkey"
 	"github.com/latchhq/latch/latchtest"
 	"github.com/latchhq/latch/storage"
 	"github.com/latchhq/latch/storage/pgtest"
@@ -116,7 +117,7 @@ func TestRewrapDuringRollingRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		next, _ := keys.ParseMasterKey(newMasterKey)
+		next, _ := masterkey.Decode(newMasterKey)
 		if _, err := cli.Keys.Rewrap(ctx, keys.NewSealer(next)); err != nil {
 			t.Fatal(err)
 		}

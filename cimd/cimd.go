@@ -20,8 +20,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ory/fosite"
-
 	"github.com/latchhq/latch/clients"
 	"github.com/latchhq/latch/outbound"
 	"github.com/latchhq/latch/storage"
@@ -66,8 +64,10 @@ type Error struct{ Reason string }
 
 func (e *Error) Error() string { return "client metadata document refused: " + e.Reason }
 
-// Unwrap makes a refused document an unknown client to fosite and storage.
-func (e *Error) Unwrap() error { return fosite.ErrNotFound }
+// Unwrap makes a refused document an unknown client: storage.IsNotFound
+// recognises it, as storage.ExternalClients requires, and fosite still sees
+// its own fosite.ErrNotFound beneath storage's word.
+func (e *Error) Unwrap() error { return storage.ErrNotFound }
 
 func refuse(format string, args ...any) error { return &Error{Reason: fmt.Sprintf(format, args...)} }
 

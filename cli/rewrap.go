@@ -10,6 +10,7 @@ import (
 	"github.com/latchhq/latch/audit"
 	"github.com/latchhq/latch/config"
 	"github.com/latchhq/latch/keys"
+	"github.com/latchhq/latch/keys/masterkey"
 )
 
 // envNewMasterKey carries the new master key for `latch keys rewrap`, so it
@@ -37,7 +38,7 @@ func newRewrap(e *env) *cobra.Command {
 			if newKey == "" {
 				return errors.New("give the new master key with --new-master-key or " + envNewMasterKey)
 			}
-			next, err := keys.ParseMasterKey(newKey)
+			next, err := masterkey.Decode(newKey)
 			if err != nil {
 				return fmt.Errorf("new master key: %w", err)
 			}

@@ -21,14 +21,9 @@ import (
 	"github.com/latchhq/latch/storage"
 )
 
-// Store is what client management needs from storage.
-type Store interface {
-	CreateClient(ctx context.Context, c *storage.Client) error
-}
-
 // Service creates and manages clients.
 type Service struct {
-	store  Store
+	store  ManageStore
 	hasher *secret.Hasher
 	scopes *scopes.Registry
 	audit  *audit.Recorder
@@ -38,13 +33,12 @@ type Service struct {
 	allowLoopback bool
 }
 
-// New builds the service. Create works with any Store; the management
-// methods need a ManageStore. audience accepts the values a client's
+// New builds the service. audience accepts the values a client's
 // audience may hold: the issuer and registered resources (SPEC §4); nil
 // accepts none. It matters because a token's audience decides who may
 // introspect and accept it: a client naming another client's id, or
 // another API, would mint tokens for them.
-func New(store Store, hasher *secret.Hasher, reg *scopes.Registry, audience func(string) bool) *Service {
+func New(store ManageStore, hasher *secret.Hasher, reg *scopes.Registry, audience func(string) bool) *Service {
 	return &Service{store: store, hasher: hasher, scopes: reg, audience: audience}
 }
 

@@ -11,7 +11,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/latchhq/latch/apierror"
-	"github.com/latchhq/latch/approval"
 	"github.com/latchhq/latch/paging"
 	"github.com/latchhq/latch/storage"
 )
@@ -100,7 +99,7 @@ func httpError(err error) error {
 
 func (s *Service) handleCreate(c echo.Context) error {
 	var req request
-	if err := approval.DecodeJSON(c.Request(), &req, true); err != nil {
+	if err := apierror.DecodeJSON(c.Request(), &req, true); err != nil {
 		return err
 	}
 	if req.ClientID != "" {
@@ -171,7 +170,7 @@ func (s *Service) handlePatch(c echo.Context) error {
 		}
 		again := r.Clone(r.Context())
 		again.Body = io.NopCloser(bytes.NewReader(body))
-		if err := approval.DecodeJSON(again, &req, true); err != nil {
+		if err := apierror.DecodeJSON(again, &req, true); err != nil {
 			return err
 		}
 		merged, err := req.metadata()
@@ -208,7 +207,7 @@ type RotateResponse struct {
 
 func (s *Service) handleRotate(c echo.Context) error {
 	var req RotateRequest
-	if err := approval.DecodeJSON(c.Request(), &req, false); err != nil {
+	if err := apierror.DecodeJSON(c.Request(), &req, false); err != nil {
 		return err
 	}
 	var grace time.Duration

@@ -12,10 +12,11 @@ import (
 	"github.com/latchhq/latch/storage"
 )
 
-// ManageStore is what reading, changing and deleting clients and users'
-// authorizations needs from storage.
+// ManageStore is what creating, reading, changing and deleting clients and
+// users' authorizations needs from storage. New takes it whole, so a store
+// that cannot manage clients fails the build rather than the first request.
 type ManageStore interface {
-	Store
+	CreateClient(ctx context.Context, c *storage.Client) error
 	Client(ctx context.Context, id string) (*storage.Client, error)
 	// ClientForUpdate reads past any cache and, inside InTx, holds the
 	// row until the transaction ends: every read that feeds a write uses it.
@@ -39,31 +40,19 @@ const MaxGracePeriod = 7 * 24 * time.Hour
 // authenticates without one.
 var ErrNoSecret = errors.New("this client authenticates without a client secret")
 
-func (s *Service) manage() (ManageStore, error) {
-	ms, ok := s.store.(ManageStore)
-	if !ok {
-		return nil, errors.New("clients: store cannot manage clients")
-	}
-	return ms, nil
-}
+// The database store is the one ManageStore; checked here so a method it
+// lacks fails the build, not the first request.
+var _ ManageStore = (*storage.Store)(nil)
 
 // Get loads a client.
 func (s *Service) Get(ctx context.Context, id string) (*storage.Client, error) {
-	ms, err := s.manage()
-	if err != nil {
-		return nil, err
-	}
-	return ms.Client(ctx, id)
+	return s.store.Client(ctx, id)
 }
 
 // List returns up to limit clients after the id cursor, optionally only
 // those of one owner.
 func (s *Service) List(ctx context.Context, owner, after string, limit int) ([]storage.Client, error) {
-	ms, err := s.manage()
-	if err != nil {
-		return nil, err
-	}
-	return ms.ListClients(ctx, owner, after, limit)
+	return s.store.ListClients(ctx, owner, after, limit)
 }
 
 // MetadataOf is the registration metadata a stored client was built from.
@@ -95,13 +84,9 @@ func (s *Service) Update(ctx context.Context, id string, m Metadata) (*storage.C
 // undone by a copy read before it; the secret is never written here, so a
 // concurrent rotation always stands.
 func (s *Service) Patch(ctx context.Context, id string, edit func(*Metadata) error) (*storage.Client, error) {
-	ms, err := s.manage()
-	if err != nil {
-		return nil, err
-	}
 	var c *storage.Client
-	err = ms.InTx(ctx, func(ctx context.Context) error {
-		old, err := ms.ClientForUpdate(ctx, id)
+	err := s.store.InTx(ctx, func(ctx context.Context) error {
+		old, err := s.store.ClientForUpdate(ctx, id)
 		if err != nil {
 			return err
 		}
@@ -126,7 +111,7 @@ func (s *Service) Patch(ctx context.Context, id string, edit func(*Metadata) err
 		c.SecretHash, c.RotatedSecretHash, c.RotatedSecretExpiresAt = old.SecretHash, old.RotatedSecretHash, old.RotatedSecretExpiresAt
 		c.CreatedAt = old.CreatedAt
 		c.Dynamic, c.RegistrationTokenHash, c.ObtainedToken = old.Dynamic, old.RegistrationTokenHash, old.ObtainedToken
-		return ms.UpdateClient(ctx, c)
+		return s.store.UpdateClient(ctx, c)
 	})
 	if err != nil {
 		return nil, err
@@ -137,11 +122,7 @@ func (s *Service) Patch(ctx context.Context, id string, edit func(*Metadata) err
 
 // Delete removes a client and revokes everything issued to it.
 func (s *Service) Delete(ctx context.Context, id string) error {
-	ms, err := s.manage()
-	if err != nil {
-		return err
-	}
-	if err := ms.DeleteClient(ctx, id); err != nil {
+	if err := s.store.DeleteClient(ctx, id); err != nil {
 		return err
 	}
 	s.audit.Record(ctx, audit.Event{Name: audit.ClientDeleted, ClientID: id})
@@ -152,10 +133,6 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 // plaintext. The old one stops working at once, or after grace when grace
 // is positive; the second return is then when it stops.
 func (s *Service) RotateSecret(ctx context.Context, id string, grace time.Duration) (string, *time.Time, error) {
-	ms, err := s.manage()
-	if err != nil {
-		return "", nil, err
-	}
 	if grace < 0 || grace > MaxGracePeriod {
 		return "", nil, invalid("grace_period", "must be between 0 and %s", MaxGracePeriod)
 	}
@@ -163,18 +140,18 @@ func (s *Service) RotateSecret(ctx context.Context, id string, grace time.Durati
 	h, _ := s.hasher.Hash(ctx, []byte(plain))
 	var until *time.Time
 	if grace > 0 {
-		t := ms.Now().Add(grace).UTC()
+		t := s.store.Now().Add(grace).UTC()
 		until = &t
 	}
-	err = ms.InTx(ctx, func(ctx context.Context) error {
-		c, err := ms.ClientForUpdate(ctx, id)
+	err := s.store.InTx(ctx, func(ctx context.Context) error {
+		c, err := s.store.ClientForUpdate(ctx, id)
 		if err != nil {
 			return err
 		}
 		if c.Public || c.TokenEndpointAuthMethod == "private_key_jwt" {
 			return ErrNoSecret
 		}
-		return ms.RotateClientSecret(ctx, id, string(h), until)
+		return s.store.RotateClientSecret(ctx, id, string(h), until)
 	})
 	if err != nil {
 		return "", nil, err
@@ -187,28 +164,20 @@ func (s *Service) RotateSecret(ctx context.Context, id string, grace time.Durati
 // Authorizations lists what a user has let clients have: every client with
 // live tokens or a remembered consent (a user's "connected apps").
 func (s *Service) Authorizations(ctx context.Context, user string) ([]storage.UserGrant, error) {
-	ms, err := s.manage()
-	if err != nil {
-		return nil, err
-	}
-	return ms.ListUserGrants(ctx, user)
+	return s.store.ListUserGrants(ctx, user)
 }
 
 // RevokeAllAuthorizations revokes everything a user granted: every
 // remembered consent and every code and token of theirs, client by client
 // under each grant's lock. It returns the clients revoked.
 func (s *Service) RevokeAllAuthorizations(ctx context.Context, user string) ([]string, error) {
-	ms, err := s.manage()
-	if err != nil {
-		return nil, err
-	}
-	ids, err := ms.UserGrantClients(ctx, user)
+	ids, err := s.store.UserGrantClients(ctx, user)
 	if err != nil {
 		return nil, err
 	}
 	var revoked []string
 	for _, id := range ids {
-		err := ms.DeleteAuthorization(ctx, user, id)
+		err := s.store.DeleteAuthorization(ctx, user, id)
 		if storage.IsNotFound(err) {
 			// Nothing live was left for this client (a spent grant row).
 			continue
@@ -225,11 +194,7 @@ func (s *Service) RevokeAllAuthorizations(ctx context.Context, user string) ([]s
 // RevokeAuthorization forgets a user's authorization of a client and
 // revokes that user's tokens for it, refresh tokens included.
 func (s *Service) RevokeAuthorization(ctx context.Context, user, clientID string) error {
-	ms, err := s.manage()
-	if err != nil {
-		return err
-	}
-	if err := ms.DeleteAuthorization(ctx, user, clientID); err != nil {
+	if err := s.store.DeleteAuthorization(ctx, user, clientID); err != nil {
 		return err
 	}
 	s.audit.Record(ctx, audit.Event{Name: audit.AuthorizationRevoked, User: user, ClientID: clientID})

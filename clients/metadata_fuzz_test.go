@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/latchhq/latch/apierror"
-	"github.com/latchhq/latch/approval"
 	"github.com/latchhq/latch/scopes"
 )
 
@@ -39,7 +38,7 @@ func FuzzClientMetadata(f *testing.F) {
 		var req request
 		r := httptest.NewRequest("POST", "/api/clients", bytes.NewReader(body))
 		r.Header.Set("Content-Type", "application/json")
-		if err := approval.DecodeJSON(r, &req, true); err != nil {
+		if err := apierror.DecodeJSON(r, &req, true); err != nil {
 			mustBeClientError(t, body, err)
 			return
 		}

@@ -16,7 +16,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/latchhq/latch/apierror"
-	"github.com/latchhq/latch/approval"
 	"github.com/latchhq/latch/ratelimit"
 	"github.com/latchhq/latch/secret"
 	"github.com/latchhq/latch/storage"
@@ -358,7 +357,7 @@ func (r *Registration) CreateToken(ctx context.Context, req TokenRequest) (Token
 
 func (r *Registration) handleCreateToken(c echo.Context) error {
 	var req TokenRequest
-	if err := approval.DecodeJSON(c.Request(), &req, true); err != nil {
+	if err := apierror.DecodeJSON(c.Request(), &req, true); err != nil {
 		return err
 	}
 	v, err := r.CreateToken(c.Request().Context(), req)

@@ -12,8 +12,9 @@ package config
 import (
 	"net/url"
 	"path/filepath"
-	"strings"
 	"time"
+
+	"github.com/latchhq/latch/storage/dsn"
 )
 
 // Config is the complete, typed configuration of a Latch server.
@@ -311,13 +312,10 @@ const (
 )
 
 const (
-	defaultAddr      = "127.0.0.1:8080"
-	defaultDSN       = "sqlite://latch.db"
-	masterKeyName    = "latch.key"
-	sqliteScheme     = "sqlite://"
-	defaultMaxBody   = 1 << 20
-	postgresScheme   = "postgres://"
-	postgresqlScheme = "postgresql://"
+	defaultAddr    = "127.0.0.1:8080"
+	defaultDSN     = "sqlite://latch.db"
+	masterKeyName  = "latch.key"
+	defaultMaxBody = 1 << 20
 )
 
 // BuiltinScopes returns the scopes every Latch server offers. A fresh slice
@@ -386,33 +384,29 @@ func Default() *Config {
 
 func defaultIssuer(addr string) string { return "http://" + addr }
 
+// database parses the DSN with the parser storage.Open uses, so what
+// validation accepts the store opens.
+func (c *Config) database() (dsn.DSN, error) { return dsn.Parse(c.Database.DSN) }
+
 // IsPostgres reports whether the DSN selects PostgreSQL.
 func (c *Config) IsPostgres() bool {
-	d := strings.ToLower(c.Database.DSN)
-	return strings.HasPrefix(d, postgresScheme) || strings.HasPrefix(d, postgresqlScheme)
-}
-
-// isSQLite reports whether the DSN selects SQLite.
-func (c *Config) isSQLite() bool {
-	return strings.HasPrefix(strings.ToLower(c.Database.DSN), sqliteScheme)
+	d, err := c.database()
+	return err == nil && d.Driver == dsn.Postgres
 }
 
 // SQLitePath returns the file path of a sqlite:// DSN, or "" for any other
 // database.
 func (c *Config) SQLitePath() string {
-	if !c.isSQLite() {
-		return ""
-	}
-	return c.Database.DSN[len(sqliteScheme):]
+	d, _ := c.database()
+	return d.Path
 }
 
-// PostgresDSN returns the DSN unchanged when it selects PostgreSQL, or ""
-// otherwise; the driver accepts both the postgres:// and postgresql:// forms.
+// PostgresDSN returns the connection URL when the DSN selects PostgreSQL,
+// or "" otherwise; the driver accepts both the postgres:// and
+// postgresql:// forms.
 func (c *Config) PostgresDSN() string {
-	if !c.IsPostgres() {
-		return ""
-	}
-	return c.Database.DSN
+	d, _ := c.database()
+	return d.URL
 }
 
 // ResolvedMasterKeyFile returns where a generated master key is stored:

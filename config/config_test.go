@@ -617,16 +617,6 @@ func TestValidateHandBuilt(t *testing.T) {
 	}
 }
 
-func TestDecodeMasterKey(t *testing.T) {
-	raw := []byte(strings.Repeat("\xff\xfe", 16))
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		got, err := DecodeMasterKey(enc.EncodeToString(raw))
-		if err != nil || string(got) != string(raw) {
-			t.Errorf("DecodeMasterKey(%s) = %x, %v", enc.EncodeToString(raw), got, err)
-		}
-	}
-}
-
 func FuzzLoadYAML(f *testing.F) {
 	if b, err := os.ReadFile("../config.example.yaml"); err == nil {
 		f.Add(b)

@@ -1,8 +1,6 @@
 package config
 
 import (
-	"encoding/base64"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -10,10 +8,10 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-)
 
-// MasterKeySize is the decoded length a master key must have.
-const MasterKeySize = 32
+	"github.com/latchhq/latch/keys/masterkey"
+	"github.com/latchhq/latch/storage/dsn"
+)
 
 // MinAPIKeyLength is the shortest admin API key accepted from the
 // configuration (SPEC §1); generated keys carry 256 random bits.
@@ -79,7 +77,7 @@ func (c *Config) validate(ps *problems) {
 	c.validateListeners(ps)
 
 	if c.MasterKey != "" {
-		if _, err := DecodeMasterKey(c.MasterKey); err != nil {
+		if _, err := masterkey.Decode(c.MasterKey); err != nil {
 			ps.add("master_key", "%v", err)
 		}
 	}
@@ -262,24 +260,17 @@ func isLoopbackHost(host string) bool {
 
 func (c *Config) validateDatabase(ps *problems) {
 	const key = "database.dsn"
+	// The parse error names only the scheme: the DSN may carry a password.
+	d, err := c.database()
 	switch {
-	case c.isSQLite():
-		if c.SQLitePath() == "" {
-			ps.add(key, "%q has no file path; use sqlite://PATH", c.Database.DSN)
-		}
-	case c.IsPostgres():
+	case err != nil:
+		ps.add(key, "%s", err)
+	case d.Driver == dsn.Postgres:
 		// A generated key lives in one instance's file; other instances
 		// sharing the database could not decrypt what it wrote.
 		if c.MasterKey == "" {
 			ps.add("master_key", "is required with PostgreSQL (database.dsn): every instance sharing the database must use the same master key, so it cannot be generated into a local file; set master_key or LATCH_MASTER_KEY")
 		}
-	default:
-		// The DSN may carry a password, so only the scheme is shown.
-		scheme, _, ok := strings.Cut(c.Database.DSN, "://")
-		if !ok {
-			scheme = ""
-		}
-		ps.add(key, "unsupported scheme %q; use sqlite://PATH or postgres://...", scheme)
 	}
 	if c.Database.MaxOpenConns < 0 {
 		ps.add("database.max_open_conns", "must be 0 (automatic) or more, got %d", c.Database.MaxOpenConns)
@@ -386,23 +377,4 @@ func isScopeToken(s string) bool {
 		}
 	}
 	return s != ""
-}
-
-// DecodeMasterKey decodes a master key given in standard or URL-safe base64,
-// padded or not. Errors never contain the key.
-func DecodeMasterKey(s string) ([]byte, error) {
-	s = strings.TrimSpace(s)
-	for _, enc := range []*base64.Encoding{
-		base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding,
-	} {
-		b, err := enc.DecodeString(s)
-		if err != nil {
-			continue
-		}
-		if len(b) != MasterKeySize {
-			return nil, fmt.Errorf("must be base64 of exactly %d bytes, but decodes to %d bytes", MasterKeySize, len(b))
-		}
-		return b, nil
-	}
-	return nil, errors.New("is not valid base64 (standard or URL-safe, padded or not)")
 }

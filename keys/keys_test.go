@@ -11,12 +11,13 @@ import (
 	"github.com/ory/fosite/token/jwt"
 
 	"github.com/latchhq/latch/keys"
+	"github.com/latchhq/latch/keys/masterkey"
 	"github.com/latchhq/latch/storage"
 )
 
 func TestSealerRoundTripAndTamper(t *testing.T) {
-	k1, _ := keys.ParseMasterKey("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
-	k2, _ := keys.ParseMasterKey("ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=")
+	k1, _ := masterkey.Decode("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+	k2, _ := masterkey.Decode("ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=")
 	s1, s2 := keys.NewSealer(k1), keys.NewSealer(k2)
 	sealed := s1.Seal([]byte("private"), []byte("kid-1"))
 	if pt, err := s1.Open(sealed, []byte("kid-1")); err != nil || string(pt) != "private" {
@@ -38,7 +39,7 @@ func TestSealerRoundTripAndTamper(t *testing.T) {
 			t.Errorf("%s: opened", name)
 		}
 	}
-	if _, err := keys.ParseMasterKey("c2hvcnQ="); err == nil {
+	if _, err := masterkey.Decode("c2hvcnQ="); err == nil {
 		t.Error("short master key accepted")
 	}
 }
@@ -53,7 +54,7 @@ func newManager(t *testing.T, now func() time.Time) (*keys.Manager, *storage.Sto
 	if _, err := st.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	mk, _ := keys.ParseMasterKey("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+	mk, _ := masterkey.Decode("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
 	m := keys.NewManager(st, keys.NewSealer(mk), now, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := m.Ensure(context.Background(), keys.ES256); err != nil {
 		t.Fatal(err)

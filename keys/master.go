@@ -7,9 +7,7 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hkdf"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -17,42 +15,30 @@ import (
 	"os"
 	"strings"
 
+	"github.com/latchhq/latch/keys/masterkey"
 	"github.com/latchhq/latch/storage"
 )
 
 // MasterKey is the 32-byte root of every derived secret and the key that
-// seals private keys at rest.
-type MasterKey [32]byte
-
-// ParseMasterKey decodes base64 (std or url, padded or not) of 32 bytes.
-func ParseMasterKey(s string) (MasterKey, error) {
-	var k MasterKey
-	s = strings.TrimSpace(s)
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if b, err := enc.DecodeString(s); err == nil {
-			if len(b) != len(k) {
-				return k, fmt.Errorf("master key must be 32 bytes, got %d", len(b))
-			}
-			copy(k[:], b)
-			return k, nil
-		}
-	}
-	return k, errors.New("master key is not valid base64")
-}
+// seals private keys at rest; masterkey decodes it and derives from it.
+type MasterKey = masterkey.Key
 
 // LoadMasterKey returns the configured key, else the one in path, else
 // generates one into path (mode 0600) and reports generated=true.
 func LoadMasterKey(configured, path string) (k MasterKey, generated bool, err error) {
 	if configured != "" {
-		k, err = ParseMasterKey(configured)
-		return k, false, err
+		k, err = masterkey.Decode(configured)
+		if err != nil {
+			return k, false, fmt.Errorf("master key %w", err)
+		}
+		return k, false, nil
 	}
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
-		k, err = ParseMasterKey(string(b))
+		k, err = masterkey.Decode(string(b))
 		if err != nil {
-			return k, false, fmt.Errorf("%s: %w", path, err)
+			return k, false, fmt.Errorf("%s: master key %w", path, err)
 		}
 		return k, false, nil
 	case !errors.Is(err, fs.ErrNotExist):
@@ -106,16 +92,6 @@ func hasSealedData(ctx context.Context, db SealedDataStore) (bool, error) {
 	}
 	km, err := db.AllKeyMaterial(ctx)
 	return len(km) > 0, err
-}
-
-// Derive returns a 32-byte key for one purpose (HKDF-SHA256), so one master
-// key can key the secret hasher, the token HMAC and the sealer independently.
-func (k MasterKey) Derive(purpose string) []byte {
-	out, err := hkdf.Key(sha256.New, k[:], nil, "latch/"+purpose, 32)
-	if err != nil {
-		panic("keys: hkdf: " + err.Error()) // only fails for absurd lengths
-	}
-	return out
 }
 
 // Sealer encrypts small secrets with AES-256-GCM.

@@ -19,7 +19,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/latchhq/latch/config"
-	"github.com/latchhq/latch/keys"
+	"github.com/latchhq/latch/keys/masterkey"
 	"github.com/latchhq/latch/latchtest"
 	"github.com/latchhq/latch/storage/pgtest"
 )
@@ -238,7 +238,7 @@ func TestFreshDatabaseGetsRandomDataKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	master, err := keys.ParseMasterKey(latchtest.MasterKey)
+	master, err := masterkey.Decode(latchtest.MasterKey)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,7 @@ import (
 	"gorm.io/gorm/logger"
 
 	"github.com/latchhq/latch/migrations"
+	dsnpkg "github.com/latchhq/latch/storage/dsn"
 )
 
 // Options tune the connection pool; zero values pick defaults per backend.
@@ -51,32 +52,31 @@ type Store struct {
 	external ExternalClients
 }
 
-// Open connects to dsn ("sqlite://PATH" or "postgres://..."). It does not
-// migrate: callers decide with Migrate or CheckSchema.
+// Open connects to dsn ("sqlite://PATH" or "postgres://...", read by
+// dsn.Parse just as config validation reads it). It does not migrate:
+// callers decide with Migrate or CheckSchema.
 func Open(dsn string, opts Options) (*Store, error) {
 	var (
 		dialector gorm.Dialector
 		dialect   migrations.Dialect
 	)
-	switch {
-	case strings.HasPrefix(dsn, "sqlite://"):
-		path := strings.TrimPrefix(dsn, "sqlite://")
-		if path == "" {
-			return nil, errors.New("storage: sqlite DSN has no path")
-		}
-		if err := checkSQLitePath(path); err != nil {
+	parsed, err := dsnpkg.Parse(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("storage: database DSN: %w", err)
+	}
+	switch parsed.Driver {
+	case dsnpkg.SQLite:
+		if err := checkSQLitePath(parsed.Path); err != nil {
 			return nil, err
 		}
-		if err := createPrivate(path); err != nil {
+		if err := createPrivate(parsed.Path); err != nil {
 			return nil, err
 		}
-		dialector = sqlite.Open(sqliteDSN(path))
+		dialector = sqlite.Open(sqliteDSN(parsed.Path))
 		dialect = migrations.SQLite
-	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		dialector = postgres.New(postgres.Config{DSN: dsn})
+	case dsnpkg.Postgres:
+		dialector = postgres.New(postgres.Config{DSN: parsed.URL})
 		dialect = migrations.Postgres
-	default:
-		return nil, errors.New("storage: DSN must start with sqlite:// or postgres://")
 	}
 	db, err := gorm.Open(dialector, &gorm.Config{
 		Logger:                 logger.Discard,
@@ -91,7 +91,7 @@ func Open(dsn string, opts Options) (*Store, error) {
 	})
 	if err != nil {
 		if dialect == migrations.SQLite {
-			return nil, cantOpen(strings.TrimPrefix(dsn, "sqlite://"), err)
+			return nil, cantOpen(parsed.Path, err)
 		}
 		return nil, fmt.Errorf("storage: open %s: %w", dialect, err)
 	}
