@@ -5,6 +5,7 @@ import (
 	"go/token"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,6 +27,25 @@ func TestArchitecture(t *testing.T) {
 		// the server: the service speaks errors, and the server turns them
 		// into HTTP answers.
 		"apikeys": {"net/http", "github.com/labstack/echo/v4"},
+	}
+	// within lists every package of this module that a package may import,
+	// for the packages whose place in the layering is the point; packages
+	// not listed import what they need.
+	within := map[string][]string{
+		// endpoint spells the served paths for the router, discovery, DPoP
+		// htu, provider, approval, clients, audit, logout, openapi, the CLI,
+		// latchtest and latch-bench: imported by nearly everything, so it
+		// imports nothing.
+		"endpoint": {},
+		// config is read first by every command and holds the ID token
+		// algorithms provider re-exports: a leaf, so provider may import it.
+		"config": {},
+		// provider owns the protocol vocabulary that clients' validation,
+		// server's discovery and the CLI's help read (grant types, auth
+		// methods, algorithms): it takes its token URL from endpoint and
+		// its ID token algorithms from config, and never imports the
+		// packages that consume its lists.
+		"provider": {"config", "endpoint", "outbound", "storage"},
 	}
 	docs := map[string]bool{}
 	fset := token.NewFileSet()
@@ -57,6 +77,9 @@ func TestArchitecture(t *testing.T) {
 				if p == bad {
 					t.Errorf("%s imports %s: %s must not depend on HTTP", path, p, top)
 				}
+			}
+			if allowed, pinned := within[top]; pinned && strings.HasPrefix(p, mod) && !slices.Contains(allowed, strings.TrimPrefix(p, mod)) {
+				t.Errorf("%s imports %s: %s may import only %v of this module", path, p, top, allowed)
 			}
 			isTestHelper := strings.HasSuffix(p, "/latchtest") || strings.Contains(p, "/conformance")
 			if (p == "testing" || isTestHelper && strings.HasPrefix(p, mod)) && !testHelperPackage(dir) {
