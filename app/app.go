@@ -19,9 +19,9 @@ import (
 	"github.com/latchhq/latch/approval"
 	"github.com/latchhq/latch/audit"
 	"github.com/latchhq/latch/cimd"
-	"github.com/latchhq/latch/clients"
 	"github.com/latchhq/latch/config"
 	"github.com/latchhq/latch/dpop"
+	"github.com/latchhq/latch/endpoint"
 	"github.com/latchhq/latch/keys"
 	"github.com/latchhq/latch/logout"
 	"github.com/latchhq/latch/migrations"
@@ -127,8 +127,9 @@ func (a *App) prepare(ctx context.Context, opt Options) error {
 	a.Hasher = secret.NewHasher(data.Derive("secret-hash"))
 	a.Keys = keys.NewManager(a.Store, a.Sealer, a.Now, a.Log).WithAudit(a.Audit())
 	// Every algorithm's key exists from the start (made under the rotation
-	// lock), so no instance creates one lazily that the others do not know.
-	if err := a.Keys.Ensure(ctx, keys.ES256, keys.RS256); err != nil {
+	// lock), so no instance creates one lazily that the others do not know;
+	// discovery and client validation offer exactly these.
+	if err := a.Keys.Ensure(ctx, provider.IDTokenSigningAlgs...); err != nil {
 		return err
 	}
 	a.hmacKey = data.Derive("token-hmac")
@@ -193,13 +194,16 @@ func (a *App) Server() *server.Server {
 	res := a.Resources()
 	appr := approval.New(a.Store, a.Scopes, res, cfg.Issuer, a.Now, rec)
 	sessions := a.Logout()
-	srv := server.New(server.Options{
+	failures := ratelimit.NewFailures(a.Store, ratelimit.FailureOptions{
+		PerIP: cfg.Limits.FailedCredentialsPerIP, PerClient: cfg.Limits.FailedCredentialsPerClient,
+		Window: cfg.Limits.FailureWindow, Sync: cfg.Limits.FailureSync, Now: a.Now, Log: a.Log,
+	})
+	return server.New(server.Options{
 		Issuer:               cfg.Issuer,
 		ApprovalURL:          cfg.Approval.URL,
 		AuthSessionLifetime:  cfg.Approval.SessionLifetime,
 		LoginSessionLifetime: cfg.Login.SessionLifetime,
 		MaxBodyBytes:         cfg.HTTP.MaxBodyBytes,
-		IDTokenSigningAlgs:   []string{keys.ES256, keys.RS256},
 		IDTokenSigningAlg:    cfg.Tokens.IDTokenSigningAlg,
 		RefreshReuseInterval: cfg.Tokens.RefreshReuseInterval,
 		PARRequired:          cfg.PAR.Required,
@@ -220,21 +224,17 @@ func (a *App) Server() *server.Server {
 		Sessions:      sessions,
 		APIKeys:       a.APIKeys(),
 		RefreshReplay: a.replaySealer,
-		Failures: ratelimit.NewFailures(a.Store, ratelimit.FailureOptions{
-			PerIP: cfg.Limits.FailedCredentialsPerIP, PerClient: cfg.Limits.FailedCredentialsPerClient,
-			Window: cfg.Limits.FailureWindow, Sync: cfg.Limits.FailureSync, Now: a.Now, Log: a.Log,
-		}),
+		Failures:      failures,
+		Clients:       a.Clients(),
+		Registration:  a.registrationRoutes(failures),
 	})
-	sessions.Register(srv.API)
-	a.mountManagement(srv, rec)
-	return srv
 }
 
 func registrationEndpoint(cfg *config.Config) string {
 	if cfg.Registration == config.RegistrationOff {
 		return ""
 	}
-	return cfg.Issuer + clients.RegisterPath
+	return cfg.Issuer + endpoint.Register
 }
 
 // Resources is the registry of resource servers (RFC 8707) from config.

@@ -8,7 +8,7 @@ import (
 	"github.com/latchhq/latch/apikeys"
 	"github.com/latchhq/latch/audit"
 	"github.com/latchhq/latch/clients"
-	"github.com/latchhq/latch/openapi"
+	"github.com/latchhq/latch/ratelimit"
 	"github.com/latchhq/latch/server"
 	"github.com/latchhq/latch/storage"
 )
@@ -21,18 +21,18 @@ func (a *App) Audit() *audit.Recorder {
 	return a.audit
 }
 
-// mountManagement adds the host app's management API (SPEC §4) to srv:
-// clients and authorizations, the audit log, and the public OpenAPI
-// document describing all of /api.
-func (a *App) mountManagement(srv *server.Server, rec *audit.Recorder) {
-	a.Clients().Register(srv.API)
+// registrationRoutes builds dynamic registration for the server, which
+// mounts it with its own per-address limit; failures (nil when off) is the
+// failed-credential limit the server uses too, so a guessed initial access
+// token counts like any other guessed credential.
+func (a *App) registrationRoutes(failures *ratelimit.Failures) func(echo.MiddlewareFunc) server.RegistrationRoutes {
 	var limits clients.CredentialLimits
-	if f := srv.CredentialFailures(); f != nil {
-		limits = f
+	if failures != nil {
+		limits = failures
 	}
-	a.Registration(limits, srv.RegistrationLimit()).Mount(srv.Echo(), srv.API)
-	rec.Register(srv.API)
-	openapi.Register(srv.AdminEcho())
+	return func(perIP echo.MiddlewareFunc) server.RegistrationRoutes {
+		return a.Registration(limits, perIP)
+	}
 }
 
 // Registration is dynamic client registration and its initial access

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/latchhq/latch/apierror"
+	"github.com/latchhq/latch/endpoint"
 	"github.com/latchhq/latch/resources"
 	"github.com/latchhq/latch/scopes"
 	"github.com/latchhq/latch/secret"
@@ -55,16 +56,13 @@ func New(store Store, reg *scopes.Registry, res *resources.Registry, issuer stri
 	return &Service{store: store, scopes: reg, resources: res, issuer: issuer, now: now, events: events}
 }
 
-// ResumePath is where the browser comes back after the decision.
-const ResumePath = "/oauth2/authorize/resume"
-
 // ResumeURL is the absolute URL that returns a browser to Latch for id with
 // the one-time verifier of the decision. It never carries a code: only the
 // browser holding the binding cookie, presenting the verifier, can turn it
 // into one. The session id alone, which the browser that started the flow
 // knows, is not enough (the Dex CVE-2022-39222 class of attack).
 func ResumeURL(issuer, id, verifier string) string {
-	return issuer + ResumePath + "?session=" + url.QueryEscape(id) + "&verifier=" + url.QueryEscape(verifier)
+	return issuer + endpoint.AuthorizeResume + "?session=" + url.QueryEscape(id) + "&verifier=" + url.QueryEscape(verifier)
 }
 
 // ClientView is the part of a client the host app shows its user.

@@ -6,14 +6,15 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/latchhq/latch/apierror"
+	"github.com/latchhq/latch/endpoint"
 )
 
 // Register mounts the host app's API on g (which must already require an
 // admin API key): GET /auth_session/:id, POST .../approve, POST .../deny.
 func (s *Service) Register(g *echo.Group) {
-	g.GET("/auth_session/:id", s.handleGet)
-	g.POST("/auth_session/:id/approve", s.handleApprove)
-	g.POST("/auth_session/:id/deny", s.handleDeny)
+	g.GET(endpoint.AuthSession+"/:id", s.handleGet)
+	g.POST(endpoint.AuthSession+"/:id/approve", s.handleApprove)
+	g.POST(endpoint.AuthSession+"/:id/deny", s.handleDeny)
 }
 
 func (s *Service) handleGet(c echo.Context) error {

@@ -11,13 +11,14 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/latchhq/latch/apierror"
+	"github.com/latchhq/latch/endpoint"
 	"github.com/latchhq/latch/paging"
 	"github.com/latchhq/latch/storage"
 )
 
 // Register mounts GET /audit on g (which must require an admin API key).
 func (r *Recorder) Register(g *echo.Group) {
-	g.GET("/audit", r.handleList)
+	g.GET(endpoint.Audit, r.handleList)
 }
 
 // Page is GET /api/audit's answer.

@@ -12,7 +12,9 @@ import (
 	"github.com/latchhq/latch/app"
 	"github.com/latchhq/latch/audit"
 	"github.com/latchhq/latch/clients"
+	"github.com/latchhq/latch/endpoint"
 	"github.com/latchhq/latch/paging"
+	"github.com/latchhq/latch/provider"
 	"github.com/latchhq/latch/storage"
 )
 
@@ -84,15 +86,15 @@ func newClientsCreate(e *env) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&m.ClientName, "name", "", "client_name shown to users")
 	f.StringArrayVar(&m.RedirectURIs, "redirect-uri", nil, "redirect URI (repeatable)")
-	f.StringSliceVar(&m.GrantTypes, "grant-type", nil, "grant types: authorization_code, refresh_token, client_credentials (default authorization_code)")
+	f.StringSliceVar(&m.GrantTypes, "grant-type", nil, "grant types: "+strings.Join(provider.GrantTypes, ", ")+" (default "+provider.GrantAuthorizationCode+")")
 	f.StringVar(&m.Scope, "scope", "", "space-separated scopes the client may request (default: all configured)")
-	f.StringVar(&m.TokenEndpointAuthMethod, "auth-method", "", "client_secret_basic (default), client_secret_post, private_key_jwt or none (public client)")
+	f.StringVar(&m.TokenEndpointAuthMethod, "auth-method", "", "one of "+strings.Join(provider.TokenEndpointAuthMethods, ", ")+" (default "+provider.AuthSecretBasic+"; "+provider.AuthNone+" is a public client)")
 	f.StringVar(&m.JWKSURI, "jwks-uri", "", "jwks_uri for private_key_jwt")
-	f.StringVar(&m.TokenEndpointAuthSigningAlg, "auth-signing-alg", "", "private_key_jwt assertion algorithm, such as ES256 (default: implied by the client's keys)")
-	f.StringVar(&m.IDTokenSignedResponseAlg, "id-token-alg", "", "ID token signing algorithm: ES256 (default) or RS256")
+	f.StringVar(&m.TokenEndpointAuthSigningAlg, "auth-signing-alg", "", "private_key_jwt assertion algorithm: one of "+strings.Join(provider.ClientAssertionAlgs, ", ")+" (default: implied by the client's keys)")
+	f.StringVar(&m.IDTokenSignedResponseAlg, "id-token-alg", "", "ID token signing algorithm: one of "+strings.Join(provider.IDTokenSigningAlgs, ", ")+" (default: the server's tokens.id_token_signing_alg)")
 	f.BoolVar(&m.DPoPBoundAccessTokens, "dpop-bound", false, "refuse this client tokens without a DPoP proof (dpop_bound_access_tokens)")
 	f.BoolVar(&m.RequirePushedAuthRequests, "require-par", false, "accept only pushed authorization requests from this client (require_pushed_authorization_requests)")
-	f.StringArrayVar(&m.PostLogoutRedirectURIs, "post-logout-redirect-uri", nil, "where /oauth2/logout may return the browser (repeatable)")
+	f.StringArrayVar(&m.PostLogoutRedirectURIs, "post-logout-redirect-uri", nil, "where "+endpoint.Logout+" may return the browser (repeatable)")
 	f.StringVar(&m.BackchannelLogoutURI, "backchannel-logout-uri", "", "https URL that receives back-channel logout tokens")
 	f.BoolVar(&m.BackchannelLogoutSessionRequired, "backchannel-logout-session-required", false, "logout tokens must carry sid (backchannel_logout_session_required)")
 	f.StringVar(&m.Owner, "owner", "", "host-app user who owns the client")

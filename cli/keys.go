@@ -3,12 +3,15 @@ package cli
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/latchhq/latch/app"
 	"github.com/latchhq/latch/keys"
+	"github.com/latchhq/latch/provider"
 )
 
 func newKeys(e *env) *cobra.Command {
@@ -53,8 +56,8 @@ they meet a token signed with it. After a key compromise, --pre-publish 0
 makes the new key sign at once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if alg != keys.ES256 && alg != keys.RS256 {
-				return fmt.Errorf("--alg must be %s or %s", keys.ES256, keys.RS256)
+			if !slices.Contains(provider.IDTokenSigningAlgs, alg) {
+				return fmt.Errorf("--alg must be one of %s", strings.Join(provider.IDTokenSigningAlgs, ", "))
 			}
 			if prePublish < 0 || retireAfter < 0 {
 				return fmt.Errorf("--pre-publish and --retire-after must not be negative")
@@ -84,7 +87,7 @@ makes the new key sign at once.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&alg, "alg", keys.ES256, "algorithm: ES256 or RS256")
+	f.StringVar(&alg, "alg", keys.ES256, "algorithm: one of "+strings.Join(provider.IDTokenSigningAlgs, ", "))
 	f.DurationVar(&prePublish, "pre-publish", 0, "publish the new key this long before it starts signing (default keys.pre_publication)")
 	f.DurationVar(&retireAfter, "retire-after", 0, "keep old keys verifying this long after the new key takes over (default keys.retire_after; at least the longest token lifetime)")
 	return cmd

@@ -108,7 +108,7 @@ func serveEnvDSN(dsn, addr string, extra ...string) []string {
 // With http.admin_addr set, /metrics and every /api route exist only on the
 // admin listener; without it, everything stays on the public one.
 func TestAdminListenerSplit(t *testing.T) {
-	adminPaths := []string{"/metrics", "/api/scopes", "/api/openapi.json", "/api/clients", "/api/audit"}
+	adminPaths := []string{"/metrics", "/api/scopes", "/api/openapi.json", "/api/clients", "/api/audit", "/api/registration_tokens"}
 	key := []string{"X-API-Key", latchtest.APIKey}
 
 	t.Run("separate", func(t *testing.T) {

@@ -14,7 +14,6 @@ import (
 	jose "github.com/go-jose/go-jose/v3"
 
 	"github.com/latchhq/latch/audit"
-	"github.com/latchhq/latch/keys"
 	"github.com/latchhq/latch/provider"
 	"github.com/latchhq/latch/scopes"
 	"github.com/latchhq/latch/secret"
@@ -122,11 +121,6 @@ func invalid(field, format string, args ...any) error {
 	return &InvalidError{Code: code, Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
-var authMethods = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
-
-// idTokenAlgs are the algorithms the signing key manager holds keys for.
-var idTokenAlgs = []string{keys.ES256, keys.RS256}
-
 // Create validates m, stores the client and returns it with its secret in
 // plaintext (empty for public and private_key_jwt clients). The secret is
 // never retrievable again.
@@ -168,8 +162,8 @@ func (s *Service) Build(m Metadata) (*storage.Client, error) {
 	if m.TokenEndpointAuthMethod == "" {
 		m.TokenEndpointAuthMethod = "client_secret_basic"
 	}
-	if !slices.Contains(authMethods, m.TokenEndpointAuthMethod) {
-		return nil, invalid("token_endpoint_auth_method", "must be one of %s", strings.Join(authMethods, ", "))
+	if !slices.Contains(provider.TokenEndpointAuthMethods, m.TokenEndpointAuthMethod) {
+		return nil, invalid("token_endpoint_auth_method", "must be one of %s", strings.Join(provider.TokenEndpointAuthMethods, ", "))
 	}
 	if m.GrantTypes == nil {
 		m.GrantTypes = []string{"authorization_code"}
@@ -184,15 +178,13 @@ func (s *Service) Build(m Metadata) (*storage.Client, error) {
 		}
 	}
 	for _, g := range m.GrantTypes {
-		switch g {
-		case "authorization_code", "refresh_token", "client_credentials":
-		default:
-			return nil, invalid("grant_types", "%q is not supported (authorization_code, refresh_token, client_credentials)", g)
+		if !slices.Contains(provider.GrantTypes, g) {
+			return nil, invalid("grant_types", "%q is not supported (%s)", g, strings.Join(provider.GrantTypes, ", "))
 		}
 	}
 	for _, r := range m.ResponseTypes {
-		if r != "code" {
-			return nil, invalid("response_types", "%q is not supported (only code)", r)
+		if !slices.Contains(provider.ResponseTypes, r) {
+			return nil, invalid("response_types", "%q is not supported (%s)", r, strings.Join(provider.ResponseTypes, ", "))
 		}
 	}
 	hasCode := slices.Contains(m.GrantTypes, "authorization_code")
@@ -465,8 +457,8 @@ func checkJWKS(raw string) error {
 // checkAlgs holds the algorithm choices to what the server can sign and
 // verify: an unsupported one would only surface as a failed login later.
 func checkAlgs(m Metadata) error {
-	if a := m.IDTokenSignedResponseAlg; a != "" && !slices.Contains(idTokenAlgs, a) {
-		return invalid("id_token_signed_response_alg", "%q is not supported (%s)", a, strings.Join(idTokenAlgs, ", "))
+	if a := m.IDTokenSignedResponseAlg; a != "" && !slices.Contains(provider.IDTokenSigningAlgs, a) {
+		return invalid("id_token_signed_response_alg", "%q is not supported (%s)", a, strings.Join(provider.IDTokenSigningAlgs, ", "))
 	}
 	a := m.TokenEndpointAuthSigningAlg
 	if a == "" {

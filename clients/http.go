@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/latchhq/latch/apierror"
+	"github.com/latchhq/latch/endpoint"
 	"github.com/latchhq/latch/paging"
 	"github.com/latchhq/latch/storage"
 )
@@ -18,15 +19,15 @@ import (
 // Register mounts the clients and authorizations API on g (which must
 // require an admin API key).
 func (s *Service) Register(g *echo.Group) {
-	g.POST("/clients", s.handleCreate)
-	g.GET("/clients", s.handleList)
-	g.GET("/clients/:client_id", s.handleGet)
-	g.PATCH("/clients/:client_id", s.handlePatch)
-	g.DELETE("/clients/:client_id", s.handleDelete)
-	g.POST("/clients/:client_id/secret", s.handleRotate)
-	g.GET("/users/:user/authorizations", s.handleListAuthorizations)
-	g.DELETE("/users/:user/authorizations/:client_id", s.handleRevokeAuthorization)
-	g.DELETE("/users/:user/authorizations", s.handleRevokeAllAuthorizations)
+	g.POST(endpoint.Clients, s.handleCreate)
+	g.GET(endpoint.Clients, s.handleList)
+	g.GET(endpoint.Clients+"/:client_id", s.handleGet)
+	g.PATCH(endpoint.Clients+"/:client_id", s.handlePatch)
+	g.DELETE(endpoint.Clients+"/:client_id", s.handleDelete)
+	g.POST(endpoint.Clients+"/:client_id/secret", s.handleRotate)
+	g.GET(endpoint.Users+"/:user/authorizations", s.handleListAuthorizations)
+	g.DELETE(endpoint.Users+"/:user/authorizations/:client_id", s.handleRevokeAuthorization)
+	g.DELETE(endpoint.Users+"/:user/authorizations", s.handleRevokeAllAuthorizations)
 }
 
 // request is the JSON form of Metadata: jwks travels as an object.

@@ -16,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/latchhq/latch/apierror"
+	"github.com/latchhq/latch/endpoint"
 	"github.com/latchhq/latch/ratelimit"
 	"github.com/latchhq/latch/secret"
 	"github.com/latchhq/latch/storage"
@@ -27,9 +28,6 @@ const (
 	RegistrationOpen  = "open"
 	RegistrationToken = "token"
 )
-
-// RegisterPath is the RFC 7591 registration endpoint.
-const RegisterPath = "/oauth2/register"
 
 // RegistrationStore is what dynamic registration needs from storage.
 type RegistrationStore interface {
@@ -77,13 +75,13 @@ func (r *Registration) Mount(e *echo.Echo, api *echo.Group) {
 	if r.register != nil {
 		mw = append(mw, r.register)
 	}
-	e.POST(RegisterPath, r.handleRegister, mw...)
-	e.GET(RegisterPath+"/:client_id", r.handleRead, noStore)
-	e.PUT(RegisterPath+"/:client_id", r.handleUpdate, noStore)
-	e.DELETE(RegisterPath+"/:client_id", r.handleDelete, noStore)
-	api.POST("/registration_tokens", r.handleCreateToken)
-	api.GET("/registration_tokens", r.handleListTokens)
-	api.DELETE("/registration_tokens/:id", r.handleDeleteToken)
+	e.POST(endpoint.Register, r.handleRegister, mw...)
+	e.GET(endpoint.Register+"/:client_id", r.handleRead, noStore)
+	e.PUT(endpoint.Register+"/:client_id", r.handleUpdate, noStore)
+	e.DELETE(endpoint.Register+"/:client_id", r.handleDelete, noStore)
+	api.POST(endpoint.RegistrationTokens, r.handleCreateToken)
+	api.GET(endpoint.RegistrationTokens, r.handleListTokens)
+	api.DELETE(endpoint.RegistrationTokens+"/:id", r.handleDeleteToken)
 }
 
 func noStore(next echo.HandlerFunc) echo.HandlerFunc {
@@ -202,7 +200,7 @@ func (r *Registration) decode(c echo.Context) (Metadata, string, error) {
 
 func (r *Registration) view(cl *storage.Client, plain, token string) RegistrationView {
 	return RegistrationView{View: NewView(cl, plain), ClientIDIssuedAt: cl.CreatedAt.Unix(),
-		RegistrationAccessToken: token, RegistrationClientURI: r.issuer + RegisterPath + "/" + url.PathEscape(cl.ID)}
+		RegistrationAccessToken: token, RegistrationClientURI: r.issuer + endpoint.Register + "/" + url.PathEscape(cl.ID)}
 }
 
 // bearer is the Bearer token of a request, or "".

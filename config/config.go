@@ -435,3 +435,9 @@ func (c *Config) IssuerURL() *url.URL {
 	}
 	return u
 }
+
+// IDTokenSigningAlgs are the algorithms Latch holds signing keys for, so
+// the ones an ID token can be signed with. provider.IDTokenSigningAlgs is
+// this list: it lives here because config validates against it and must
+// not import provider (which brings fosite and HTTP with it).
+var IDTokenSigningAlgs = []string{"ES256", "RS256"}

@@ -163,7 +163,7 @@ func (c *Config) validate(ps *problems) {
 	c.validateRegistration(ps)
 
 	oneOf(ps, "tokens.access_token_format", c.Tokens.AccessTokenFormat, AccessTokenJWT, AccessTokenOpaque)
-	oneOf(ps, "tokens.id_token_signing_alg", c.Tokens.IDTokenSigningAlg, "RS256", "ES256")
+	oneOf(ps, "tokens.id_token_signing_alg", c.Tokens.IDTokenSigningAlg, IDTokenSigningAlgs...)
 	if r := c.Tokens.RefreshReuseInterval; r < 0 || r > MaxRefreshReuseInterval {
 		ps.add("tokens.refresh_reuse_interval", "must be between 0 (off) and %s, got %s", MaxRefreshReuseInterval, r)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/latchhq/latch/app"
 	"github.com/latchhq/latch/clients"
 	"github.com/latchhq/latch/config"
+	"github.com/latchhq/latch/endpoint"
 	"github.com/latchhq/latch/server"
 )
 
@@ -165,7 +166,7 @@ func (e *Env) CreateClient(m clients.Metadata) Client {
 // /api/clients, so the whole path from JSON to the stored client is used.
 func (e *Env) RegisterClient(body map[string]any) Client {
 	e.T.Helper()
-	status, out := e.API("POST", "/api/clients", body)
+	status, out := e.API("POST", endpoint.API+endpoint.Clients, body)
 	if status != http.StatusCreated {
 		e.T.Fatalf("register client: %d %v", status, out)
 	}
@@ -277,7 +278,7 @@ func (e *Env) APIWithKey(key, method, path string, body any) (int, map[string]an
 // Approve approves a session as the host app and returns the redirect_uri.
 func (e *Env) Approve(id string, body map[string]any) string {
 	e.T.Helper()
-	status, out := e.API("POST", "/api/auth_session/"+id+"/approve", body)
+	status, out := e.API("POST", endpoint.API+endpoint.AuthSession+"/"+id+"/approve", body)
 	if status != http.StatusOK {
 		e.T.Fatalf("approve: %d %v", status, out)
 	}
@@ -287,7 +288,7 @@ func (e *Env) Approve(id string, body map[string]any) string {
 // Deny denies a session as the host app and returns the redirect_uri.
 func (e *Env) Deny(id string) string {
 	e.T.Helper()
-	status, out := e.API("POST", "/api/auth_session/"+id+"/deny", map[string]any{})
+	status, out := e.API("POST", endpoint.API+endpoint.AuthSession+"/"+id+"/deny", map[string]any{})
 	if status != http.StatusOK {
 		e.T.Fatalf("deny: %d %v", status, out)
 	}

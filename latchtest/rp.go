@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/latchhq/latch/endpoint"
 )
 
 // RP is a relying party for one client, driving golang.org/x/oauth2 with
@@ -22,7 +24,7 @@ type RP struct {
 func (e *Env) NewRP(c Client) *RP {
 	return &RP{Env: e, Conf: oauth2.Config{
 		ClientID: c.ID, ClientSecret: c.Secret, RedirectURL: c.RedirectURIs[0],
-		Endpoint: oauth2.Endpoint{AuthURL: e.URL + "/oauth2/authorize", TokenURL: e.URL + "/oauth2/token", AuthStyle: oauth2.AuthStyleInHeader},
+		Endpoint: oauth2.Endpoint{AuthURL: e.URL + endpoint.Authorize, TokenURL: e.URL + endpoint.Token, AuthStyle: oauth2.AuthStyleInHeader},
 	}}
 }
 

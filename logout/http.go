@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/latchhq/latch/apierror"
+	"github.com/latchhq/latch/endpoint"
 	"github.com/latchhq/latch/storage"
 )
 
@@ -14,7 +15,7 @@ import (
 // an admin API key): the host app ends every Latch login session of a user
 // who logged out of it or was disabled.
 func (s *Service) Register(g *echo.Group) {
-	g.DELETE("/users/:user/sessions", s.handleEndUserSessions)
+	g.DELETE(endpoint.Users+"/:user/sessions", s.handleEndUserSessions)
 }
 
 func (s *Service) handleEndUserSessions(c echo.Context) error {

@@ -8,11 +8,9 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
-)
 
-// Path is where the document is served, without an API key: it describes
-// the API and reveals nothing about any deployment.
-const Path = "/api/openapi.json"
+	"github.com/latchhq/latch/endpoint"
+)
 
 //go:embed openapi.json
 var document []byte
@@ -20,9 +18,10 @@ var document []byte
 // Document returns the embedded OpenAPI document.
 func Document() []byte { return document }
 
-// Register serves the document on e.
+// Register serves the document on e at endpoint.OpenAPI, without an API
+// key: it describes the API and reveals nothing about any deployment.
 func Register(e *echo.Echo) {
-	e.GET(Path, func(c echo.Context) error {
+	e.GET(endpoint.OpenAPI, func(c echo.Context) error {
 		return c.Blob(http.StatusOK, "application/json", document)
 	})
 }

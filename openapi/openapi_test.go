@@ -71,14 +71,14 @@ func TestDocumentMatchesRoutes(t *testing.T) {
 
 func TestDocumentIsServedWithoutKey(t *testing.T) {
 	env := latchtest.Start(t, latchtest.Options{})
-	resp, err := http.Get(env.URL + openapi.Path)
+	resp, err := http.Get(env.URL + "/api/openapi.json")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-		t.Fatalf("GET %s: %d %s", openapi.Path, resp.StatusCode, resp.Header.Get("Content-Type"))
+		t.Fatalf("GET /api/openapi.json: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	if string(body) != string(openapi.Document()) {
 		t.Error("served document differs from the embedded one")

@@ -21,6 +21,7 @@ import (
 	fstorage "github.com/ory/fosite/storage"
 	"github.com/ory/fosite/token/jwt"
 
+	"github.com/latchhq/latch/endpoint"
 	"github.com/latchhq/latch/outbound"
 	"github.com/latchhq/latch/storage"
 )
@@ -35,11 +36,6 @@ type Storage interface {
 	fosite.PARStorage
 	fstorage.Transactional
 }
-
-// ClientAssertionAlgs are the algorithms fosite verifies private_key_jwt
-// assertions with. Discovery advertises them and registration accepts only
-// them, so the two cannot drift apart.
-var ClientAssertionAlgs = []string{"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
 
 // Options are the protocol settings taken from config.
 type Options struct {
@@ -87,7 +83,7 @@ func New(o Options, store Storage, signer jwt.Signer) *fosite.Fosite {
 		AuthorizeCodeLifespan:          o.CodeLifetime,
 		IDTokenIssuer:                  o.Issuer,
 		AccessTokenIssuer:              o.Issuer,
-		TokenURL:                       o.Issuer + "/oauth2/token",
+		TokenURL:                       o.Issuer + endpoint.Token,
 		GlobalSecret:                   o.HMACSecret,
 		ClientSecretsHasher:            o.Hasher,
 		EnforcePKCE:                    true,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/latchhq/latch/approval"
 	"github.com/latchhq/latch/audit"
+	"github.com/latchhq/latch/endpoint"
 	"github.com/latchhq/latch/provider"
 	"github.com/latchhq/latch/scopes"
 	"github.com/latchhq/latch/secret"
@@ -186,7 +187,7 @@ func (s *Server) checkAuthorizeRequest(ar fosite.AuthorizeRequester, pushed, atP
 		return fosite.ErrUnsupportedResponseType.WithHint("Only response_type=code is supported.")
 	}
 	if !atPAR && !pushed && (s.opt.PARRequired || requiresPAR(ar.GetClient())) {
-		return fosite.ErrInvalidRequest.WithHint("Pushed authorization requests are required: POST the request to " + parPath + " first and send its request_uri.")
+		return fosite.ErrInvalidRequest.WithHint("Pushed authorization requests are required: POST the request to " + endpoint.PAR + " first and send its request_uri.")
 	}
 	if jkt := form.Get("dpop_jkt"); jkt != "" && !validJKT(jkt) {
 		return fosite.ErrInvalidRequest.WithHint("dpop_jkt must be a base64url SHA-256 JWK thumbprint.")
@@ -194,7 +195,7 @@ func (s *Server) checkAuthorizeRequest(ar fosite.AuthorizeRequester, pushed, atP
 	if form.Get("code_challenge") == "" {
 		return fosite.ErrInvalidRequest.WithHint("PKCE is required: send code_challenge with code_challenge_method=S256.")
 	}
-	if form.Get("code_challenge_method") != "S256" {
+	if !slices.Contains(provider.CodeChallengeMethods, form.Get("code_challenge_method")) {
 		return fosite.ErrInvalidRequest.WithHint("code_challenge_method must be S256; plain is not allowed.")
 	}
 	if unknown := s.scopes.Unknown(ar.GetRequestedScopes()); len(unknown) > 0 {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/latchhq/latch/endpoint"
 	"github.com/latchhq/latch/provider"
 	"github.com/latchhq/latch/scopes"
 )
@@ -49,44 +50,36 @@ type Metadata struct {
 	RegistrationEndpoint string `json:"registration_endpoint,omitempty"`
 }
 
-// clientAuthMethods are the client authentication methods fosite performs
-// for us at the token, revocation and introspection endpoints.
-var clientAuthMethods = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
-
 // Metadata builds the discovery document from the running configuration.
 func (s *Server) Metadata() Metadata {
 	iss := s.opt.Issuer
-	algs := s.opt.IDTokenSigningAlgs
-	if len(algs) == 0 {
-		algs = []string{"ES256"}
-	}
 	claims := append([]string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "at_hash", "sid"}, scopes.SupportedClaims()...)
 	return Metadata{
 		Issuer:                                     iss,
-		AuthorizationEndpoint:                      iss + "/oauth2/authorize",
-		TokenEndpoint:                              iss + "/oauth2/token",
-		UserinfoEndpoint:                           iss + "/userinfo",
-		JWKSURI:                                    iss + "/.well-known/jwks.json",
-		RevocationEndpoint:                         iss + "/oauth2/revoke",
-		IntrospectionEndpoint:                      iss + "/oauth2/introspect",
+		AuthorizationEndpoint:                      iss + endpoint.Authorize,
+		TokenEndpoint:                              iss + endpoint.Token,
+		UserinfoEndpoint:                           iss + endpoint.Userinfo,
+		JWKSURI:                                    iss + endpoint.JWKS,
+		RevocationEndpoint:                         iss + endpoint.Revoke,
+		IntrospectionEndpoint:                      iss + endpoint.Introspect,
 		ScopesSupported:                            s.scopes.Names(),
-		ResponseTypesSupported:                     []string{"code"},
+		ResponseTypesSupported:                     provider.ResponseTypes,
 		ResponseModesSupported:                     []string{"query", "form_post"},
-		GrantTypesSupported:                        grantTypes,
+		GrantTypesSupported:                        provider.GrantTypes,
 		SubjectTypesSupported:                      []string{"public"},
-		IDTokenSigningAlgValuesSupported:           algs,
-		TokenEndpointAuthMethodsSupported:          clientAuthMethods,
+		IDTokenSigningAlgValuesSupported:           provider.IDTokenSigningAlgs,
+		TokenEndpointAuthMethodsSupported:          provider.TokenEndpointAuthMethods,
 		TokenEndpointAuthSigningAlgValuesSupported: provider.ClientAssertionAlgs,
-		RevocationEndpointAuthMethodsSupported:     clientAuthMethods,
-		IntrospectionEndpointAuthMethodsSupported:  []string{"client_secret_basic", "client_secret_post", "private_key_jwt"},
-		CodeChallengeMethodsSupported:              []string{"S256"},
+		RevocationEndpointAuthMethodsSupported:     provider.TokenEndpointAuthMethods,
+		IntrospectionEndpointAuthMethodsSupported:  provider.IntrospectionEndpointAuthMethods,
+		CodeChallengeMethodsSupported:              provider.CodeChallengeMethods,
 		ClaimsSupported:                            claims,
 		PromptValuesSupported:                      []string{"none", "login", "consent"},
 		AuthorizationResponseIssParameterSupported: true,
 		DPoPSigningAlgValuesSupported:              s.dpopAlgs(),
-		PushedAuthorizationRequestEndpoint:         iss + parPath,
+		PushedAuthorizationRequestEndpoint:         iss + endpoint.PAR,
 		RequirePushedAuthorizationRequests:         s.opt.PARRequired,
-		EndSessionEndpoint:                         iss + logoutPath,
+		EndSessionEndpoint:                         iss + endpoint.Logout,
 		BackchannelLogoutSupported:                 true,
 		BackchannelLogoutSessionSupported:          true,
 		ClientIDMetadataDocumentSupported:          s.opt.ClientMetadataDocuments,

@@ -38,7 +38,7 @@ func (s *Server) introspect(c echo.Context) error {
 		if err != nil {
 			if fosite.ErrorToRFC6749Error(err).ErrorField == fosite.ErrInvalidRequest.ErrorField {
 				// No client credentials at all (a bearer token does not count).
-				err = fosite.ErrInvalidClient.WithHint("Authenticate as a client (client_secret_basic, client_secret_post, private_key_jwt) or with X-API-Key.")
+				err = fosite.ErrInvalidClient.WithHint("Authenticate as a client (" + strings.Join(provider.IntrospectionEndpointAuthMethods, ", ") + ") or with X-API-Key.")
 			}
 			return s.introspectError(c, err)
 		}

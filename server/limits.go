@@ -77,10 +77,6 @@ func (s *Server) perIP(l *ratelimit.Limiter, name string) echo.MiddlewareFunc {
 	}
 }
 
-// CredentialFailures is the shared failed-credential limiter, for packages
-// that check credentials of their own (registration tokens); nil when off.
-func (s *Server) CredentialFailures() *ratelimit.Failures { return s.limits.failures }
-
 // RegistrationLimit is the per-address limit for dynamic client
 // registration, for the package that mounts that endpoint.
 func (s *Server) RegistrationLimit() echo.MiddlewareFunc {

@@ -12,17 +12,16 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/ory/fosite/token/jwt"
 
+	"github.com/latchhq/latch/endpoint"
 	"github.com/latchhq/latch/logout"
 	"github.com/latchhq/latch/storage"
 )
 
-// logoutPath is the end_session_endpoint (RP-Initiated Logout 1.0).
-const logoutPath = "/oauth2/logout"
-
 // Sessions ends login sessions, with everything that follows from it
-// (logout.Service).
+// (logout.Service), here and through /api (Register).
 type Sessions interface {
 	End(ctx context.Context, sel storage.SessionSelector, reason string) (int, error)
+	APIRoutes
 }
 
 // idHint is what a valid id_token_hint says.
@@ -193,7 +192,7 @@ func (s *Server) confirmLogout(c echo.Context, form url.Values, cookie string) e
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.HTML(http.StatusOK, "<!doctype html><meta charset=utf-8><title>Sign out</title><h1>Sign out?</h1>"+
-		`<form method=post action="`+logoutPath+`">`+fields+
+		`<form method=post action="`+endpoint.Logout+`">`+fields+
 		`<input type=hidden name=confirm value="`+htmlEscape(s.confirmValue(cookie))+`">`+
 		"<button type=submit>Sign out</button></form>")
 }

@@ -10,12 +10,12 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/ory/fosite"
 
+	"github.com/latchhq/latch/endpoint"
 	"github.com/latchhq/latch/provider"
 	"github.com/latchhq/latch/storage"
 )
 
 const (
-	parPath = "/oauth2/par"
 	// parPrefix is fosite's request_uri prefix (RFC 9126 §2.2).
 	parPrefix = "urn:ietf:params:oauth:request_uri:"
 )
@@ -55,7 +55,7 @@ func (s *Server) par(c echo.Context) error {
 	if err := s.checkAuthorizeRequest(ar, false, true); err != nil {
 		return s.parError(c, ar, err)
 	}
-	proof, err := s.checkProof(c, parPath, "")
+	proof, err := s.checkProof(c, endpoint.PAR, "")
 	if err != nil {
 		return s.parError(c, ar, dpopOAuthError(err))
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/latchhq/latch/audit"
 	"github.com/latchhq/latch/config"
 	"github.com/latchhq/latch/dpop"
+	"github.com/latchhq/latch/endpoint"
 	"github.com/latchhq/latch/keys"
 	"github.com/latchhq/latch/ratelimit"
 	"github.com/latchhq/latch/resources"
@@ -61,7 +62,6 @@ type Options struct {
 	AuthSessionLifetime  time.Duration
 	LoginSessionLifetime time.Duration
 	MaxBodyBytes         int64
-	IDTokenSigningAlgs   []string
 	// IDTokenSigningAlg signs ID tokens for clients that register none.
 	IDTokenSigningAlg string
 	// RefreshReuseInterval is the server's refresh reuse interval (a
@@ -112,6 +112,12 @@ type Deps struct {
 	Failures *ratelimit.Failures
 	// Resources are the resource servers (RFC 8707); nil knows none.
 	Resources *resources.Registry
+	// Clients serves the clients and authorizations API under /api; nil
+	// serves neither.
+	Clients APIRoutes
+	// Registration builds dynamic client registration around the
+	// server's per-address limit; nil serves no registration.
+	Registration func(perIP echo.MiddlewareFunc) RegistrationRoutes
 }
 
 // Server is the HTTP server.
@@ -140,9 +146,6 @@ type Server struct {
 	resources *resources.Registry
 	// sessions ends login sessions (sign-out).
 	sessions Sessions
-	// API is the /api group (admin API key required), for other packages'
-	// routes.
-	API *echo.Group
 }
 
 // New builds the server and its routes.
@@ -177,35 +180,32 @@ func New(opt Options, d Deps) *Server {
 		admin = s.newRouter()
 	}
 
-	e.GET("/.well-known/openid-configuration", s.discovery, publicCORS)
-	e.GET("/.well-known/oauth-authorization-server", s.discovery, publicCORS)
-	e.GET("/.well-known/jwks.json", s.jwks, publicCORS)
+	e.GET(endpoint.OpenIDConfiguration, s.discovery, publicCORS)
+	e.GET(endpoint.AuthorizationServerMetadata, s.discovery, publicCORS)
+	e.GET(endpoint.JWKS, s.jwks, publicCORS)
 	// Anonymous requests that store something are limited per address;
 	// client-authenticated ones are refused while the sender or the client
 	// is locked out by failed credentials (SPEC §7).
 	authorizeLimit := s.perIP(s.limits.authorize, limitAuthorize)
-	e.GET("/oauth2/authorize", s.authorize, authorizeLimit)
-	e.POST("/oauth2/authorize", s.authorize, authorizeLimit)
-	e.GET(approval.ResumePath, s.resume)
-	e.POST(parPath, s.par, s.perIP(s.limits.par, limitPAR), s.credentialGate)
+	e.GET(endpoint.Authorize, s.authorize, authorizeLimit)
+	e.POST(endpoint.Authorize, s.authorize, authorizeLimit)
+	e.GET(endpoint.AuthorizeResume, s.resume)
+	e.POST(endpoint.PAR, s.par, s.perIP(s.limits.par, limitPAR), s.credentialGate)
 	// CORS outermost, so a page can read even a 429 (cors.go).
-	e.POST("/oauth2/token", s.token, s.clientCORS, s.credentialGate)
-	e.OPTIONS("/oauth2/token", s.preflight(http.MethodPost))
-	e.POST("/oauth2/revoke", s.revoke, s.clientCORS, s.credentialGate)
-	e.OPTIONS("/oauth2/revoke", s.preflight(http.MethodPost))
-	e.POST("/oauth2/introspect", s.introspect, s.credentialGate)
-	e.GET("/userinfo", s.userinfo)
-	e.POST("/userinfo", s.userinfo)
-	e.GET(logoutPath, s.logout)
-	e.POST(logoutPath, s.logout)
-	e.OPTIONS("/userinfo", s.preflight("GET, POST"))
-	e.GET("/health/alive", s.alive)
-	e.GET("/health/ready", s.ready)
-	admin.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Metrics, promhttp.HandlerOpts{})))
-	admin.GET("/api/scopes", s.listScopes)
-
-	s.API = admin.Group("/api", noStore, s.requireAPIKey)
-	s.appr.Register(s.API)
+	e.POST(endpoint.Token, s.token, s.clientCORS, s.credentialGate)
+	e.OPTIONS(endpoint.Token, s.preflight(http.MethodPost))
+	e.POST(endpoint.Revoke, s.revoke, s.clientCORS, s.credentialGate)
+	e.OPTIONS(endpoint.Revoke, s.preflight(http.MethodPost))
+	e.POST(endpoint.Introspect, s.introspect, s.credentialGate)
+	e.GET(endpoint.Userinfo, s.userinfo)
+	e.POST(endpoint.Userinfo, s.userinfo)
+	e.GET(endpoint.Logout, s.logout)
+	e.POST(endpoint.Logout, s.logout)
+	e.OPTIONS(endpoint.Userinfo, s.preflight("GET, POST"))
+	e.GET(endpoint.Alive, s.alive)
+	e.GET(endpoint.Ready, s.ready)
+	admin.GET(endpoint.Metrics, echo.WrapHandler(promhttp.HandlerFor(d.Metrics, promhttp.HandlerOpts{})))
+	s.mountAPI(e, admin, d)
 	switch {
 	case opt.ApprovalURL != "":
 	case config.LoopbackIssuer(opt.Issuer):

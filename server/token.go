@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/ory/fosite"
 
+	"github.com/latchhq/latch/endpoint"
 	"github.com/latchhq/latch/provider"
 	"github.com/latchhq/latch/storage"
 )
@@ -19,12 +20,12 @@ import (
 // to invalid_grant here.
 func (s *Server) token(c echo.Context) error {
 	ctx := c.Request().Context()
-	if gt := c.Request().PostFormValue("grant_type"); gt != "" && !slices.Contains(grantTypes, gt) {
+	if gt := c.Request().PostFormValue("grant_type"); gt != "" && !slices.Contains(provider.GrantTypes, gt) {
 		// fosite reports a grant no handler knows as invalid_request;
 		// RFC 6749 §5.2 names it unsupported_grant_type.
 		return s.tokenError(c, nil, fosite.ErrUnsupportedGrantType.WithHintf("grant_type %q is not supported.", gt))
 	}
-	proof, err := s.checkProof(c, tokenPath, "")
+	proof, err := s.checkProof(c, endpoint.Token, "")
 	if err != nil {
 		return s.tokenError(c, nil, dpopOAuthError(err))
 	}
@@ -97,12 +98,6 @@ func (s *Server) token(c echo.Context) error {
 	s.oauth.WriteAccessResponse(ctx, c.Response(), ar, resp)
 	return nil
 }
-
-// grantTypes are the grants Latch serves (password and implicit are gone in
-// OAuth 2.1).
-var grantTypes = []string{"authorization_code", "refresh_token", "client_credentials"}
-
-const tokenPath = "/oauth2/token"
 
 // grantClientCredentials grants the requested scopes (fosite has already
 // checked them against the client's) and makes the client the subject, as

@@ -11,6 +11,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/latchhq/latch/dpop"
+	"github.com/latchhq/latch/endpoint"
 	"github.com/latchhq/latch/provider"
 	"github.com/latchhq/latch/scopes"
 )
@@ -29,7 +30,7 @@ func (s *Server) userinfo(c echo.Context) error {
 			allowOrigin(c, origin)
 		}
 	}
-	ar, sess, ok := s.resourceAuth(c, "/userinfo")
+	ar, sess, ok := s.resourceAuth(c, endpoint.Userinfo)
 	if !ok {
 		return nil
 	}

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/latchhq/latch/endpoint"
 )
 
 // scenario is what one worker repeats; setup runs once per worker before
@@ -163,7 +165,7 @@ func (w *worker) signIn(ctx context.Context, scope string) (map[string]any, erro
 		"scope": {scope}, "state": {randomString()[:16]}, "nonce": {randomString()[:16]},
 		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"},
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.o.url+"/oauth2/authorize?"+q.Encode(), nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.o.url+endpoint.Authorize+"?"+q.Encode(), nil)
 	t0 := time.Now()
 	resp, body, err := do(browser, "authorize", req)
 	if err != nil {
@@ -179,7 +181,7 @@ func (w *worker) signIn(ctx context.Context, scope string) (map[string]any, erro
 	}
 
 	approve, _ := json.Marshal(map[string]any{"user": fmt.Sprintf("bench-user-%d", b.userSerial.Add(1))})
-	req, _ = http.NewRequestWithContext(ctx, http.MethodPost, b.o.url+"/api/auth_session/"+url.PathEscape(loc.Query().Get("token"))+"/approve", bytes.NewReader(approve))
+	req, _ = http.NewRequestWithContext(ctx, http.MethodPost, b.o.url+endpoint.API+endpoint.AuthSession+"/"+url.PathEscape(loc.Query().Get("token"))+"/approve", bytes.NewReader(approve))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-API-Key", b.o.apiKey)
 	t0 = time.Now()
@@ -213,7 +215,7 @@ func (w *worker) signIn(ctx context.Context, scope string) (map[string]any, erro
 		return nil, &benchError{kind: "resume: no code in redirect"}
 	}
 	t0 = time.Now()
-	tok, err := w.tokenCall(ctx, "code exchange", "/oauth2/token", url.Values{
+	tok, err := w.tokenCall(ctx, "code exchange", endpoint.Token, url.Values{
 		"grant_type": {"authorization_code"}, "code": {cb.Query().Get("code")},
 		"redirect_uri": {b.o.redirectURI}, "code_verifier": {verifier},
 	})
@@ -253,7 +255,7 @@ func setupUser(ctx context.Context, w *worker) error {
 }
 
 func opRefresh(ctx context.Context, w *worker) (string, error) {
-	tok, err := w.tokenCall(ctx, "refresh", "/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {w.refresh}})
+	tok, err := w.tokenCall(ctx, "refresh", endpoint.Token, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {w.refresh}})
 	if err != nil {
 		return "refresh", err
 	}
@@ -265,7 +267,7 @@ func opRefresh(ctx context.Context, w *worker) (string, error) {
 }
 
 func opClientCredentials(ctx context.Context, w *worker) (string, error) {
-	tok, err := w.tokenCall(ctx, "client_credentials", "/oauth2/token", url.Values{"grant_type": {"client_credentials"}})
+	tok, err := w.tokenCall(ctx, "client_credentials", endpoint.Token, url.Values{"grant_type": {"client_credentials"}})
 	if err == nil && str(tok, "access_token") == "" {
 		err = &benchError{kind: "client_credentials: no access_token"}
 	}
@@ -273,7 +275,7 @@ func opClientCredentials(ctx context.Context, w *worker) (string, error) {
 }
 
 func setupService(ctx context.Context, w *worker) error {
-	tok, err := w.tokenCall(ctx, "setup", "/oauth2/token", url.Values{"grant_type": {"client_credentials"}})
+	tok, err := w.tokenCall(ctx, "setup", endpoint.Token, url.Values{"grant_type": {"client_credentials"}})
 	if err != nil {
 		return err
 	}
@@ -282,7 +284,7 @@ func setupService(ctx context.Context, w *worker) error {
 }
 
 func opIntrospect(ctx context.Context, w *worker) (string, error) {
-	out, err := w.tokenCall(ctx, "introspect", "/oauth2/introspect", url.Values{"token": {w.ccAccess}})
+	out, err := w.tokenCall(ctx, "introspect", endpoint.Introspect, url.Values{"token": {w.ccAccess}})
 	if err == nil && out["active"] != true {
 		err = &benchError{kind: "introspect: token not active"}
 	}
@@ -290,7 +292,7 @@ func opIntrospect(ctx context.Context, w *worker) (string, error) {
 }
 
 func opUserinfo(ctx context.Context, w *worker) (string, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, w.b.o.url+"/userinfo", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, w.b.o.url+endpoint.Userinfo, nil)
 	req.Header.Set("Authorization", "Bearer "+w.access)
 	resp, body, err := do(w.b.hc, "userinfo", req)
 	if err != nil {
