@@ -207,11 +207,33 @@ func (s *Store) GetAuthorizeCodeSession(ctx context.Context, signature string, s
 		return nil, err
 	}
 	if !row.Active {
+		if n, ok := ctx.Value(spentNoteKey{}).(*SpentNote); ok {
+			n.seen = true
+		}
 		return req, fosite.ErrInvalidatedAuthorizeCode
 	}
 	s.codes.put(signature, *row)
 	return req, nil
 }
+
+type spentNoteKey struct{}
+
+// SpentNote tells a token request that the store found its authorization
+// code already spent. fosite answers that replay with a new invalid_grant
+// that wraps nothing (handler/oauth2/flow_authorize_code_token.go), having
+// revoked what the code produced: without this note only the hint's text
+// would say it was a replay.
+type SpentNote struct{ seen bool }
+
+// WithSpentNote returns ctx carrying a note GetAuthorizeCodeSession marks
+// when the code it reads was spent before.
+func WithSpentNote(ctx context.Context) (context.Context, *SpentNote) {
+	n := &SpentNote{}
+	return context.WithValue(ctx, spentNoteKey{}, n), n
+}
+
+// Seen reports whether a spent code was presented under the note.
+func (n *SpentNote) Seen() bool { return n != nil && n.seen }
 
 // InvalidateAuthorizeCodeSession spends the code under its grant lock, so a
 // revocation of the user's grant either comes first (and the spend fails) or
