@@ -16,7 +16,8 @@ import (
 
 // token is the token endpoint: authorization_code, refresh_token and
 // client_credentials, all through fosite. Every failure goes through
-// tokenFailed.
+// tokenFailed; a grant's success event is written in the grant's own
+// transaction (storage.PendingAudit).
 func (s *Server) token(c echo.Context) error {
 	ctx := c.Request().Context()
 	if gt := c.Request().PostFormValue("grant_type"); gt != "" && !slices.Contains(grantTypes, gt) {
@@ -66,7 +67,13 @@ func (s *Server) token(c echo.Context) error {
 	if reuse != nil {
 		reuse.ClientID, reuse.JKT = ar.GetClient().GetID(), boundJKT(ar)
 	}
-	resp, err := s.oauth.NewAccessResponse(s.withIDTokenAlg(ctx, ar.GetClient()), ar)
+	// Attached only now, so that fosite's own transactions in
+	// NewAccessRequest (reuse revocation) can never write a success event.
+	grantCtx, pending := s.audit.Pending(ctx, grantEvent(c.Request(), ar), func(e *storage.AuditEvent) {
+		// A code exchange grants the code's scopes while issuing tokens.
+		e.Details["scopes"] = []string(ar.GetGrantedScopes())
+	})
+	resp, err := s.oauth.NewAccessResponse(s.withIDTokenAlg(grantCtx, ar.GetClient()), ar)
 	if err != nil {
 		if reuse != nil && lostRotation(err) && s.replayRefresh(c, ar, proof) {
 			// Two presentations raced: the loser gets the winner's answer.
@@ -74,7 +81,7 @@ func (s *Server) token(c echo.Context) error {
 		}
 		return s.tokenFailed(c, ar, err)
 	}
-	s.audit.Record(ctx, grantEvent(c.Request(), ar))
+	s.audit.RecordPending(ctx, pending)
 	if sc, ok := ar.GetClient().(*storage.Client); ok && sc.Dynamic && !sc.ObtainedToken {
 		// A dynamically registered client in use is not idle: the janitor
 		// deletes only those that never obtained a token.

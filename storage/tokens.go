@@ -16,6 +16,7 @@ import (
 	"github.com/ory/fosite/handler/openid"
 	"github.com/ory/fosite/handler/pkce"
 	fstorage "github.com/ory/fosite/storage"
+	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
 
@@ -248,8 +249,24 @@ func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, signature st
 
 // --- access tokens ---
 
+// CreateAccessTokenSession stores an access token. Under a PendingAudit
+// not yet placed, the grant's event goes into the same transaction: the
+// one fosite opened (code and refresh grants), written at its Commit, or,
+// for client_credentials, for which fosite opens none, one of its own.
 func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, req fosite.Requester) error {
-	return s.createToken(ctx, kindAccess, signature, "", req, expiry(req, fosite.AccessToken))
+	p := pendingAudit(ctx)
+	if p == nil || p.written || p.tx != nil {
+		return s.createToken(ctx, kindAccess, signature, "", req, expiry(req, fosite.AccessToken))
+	}
+	tx, ok := ctx.Value(txKey{}).(*gorm.DB)
+	if !ok {
+		return s.InTx(ctx, func(ctx context.Context) error { return s.CreateAccessTokenSession(ctx, signature, req) })
+	}
+	if err := s.createToken(ctx, kindAccess, signature, "", req, expiry(req, fosite.AccessToken)); err != nil {
+		return err
+	}
+	p.tx = tx
+	return nil
 }
 
 func (s *Store) GetAccessTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
