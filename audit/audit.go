@@ -141,6 +141,36 @@ func (r *Recorder) Record(ctx context.Context, e Event) {
 	if r == nil {
 		return
 	}
+	r.write(ctx, r.row(ctx, e))
+}
+
+// Pending prepares a grant's success event for the store to write in the
+// transaction that stores the grant's tokens (storage.PendingAudit), so the
+// grant commits once. complete, when not nil, fills in what is known only
+// when the row is written. The insert gets the same bound as the group
+// commit's. After the grant, RecordPending.
+func (r *Recorder) Pending(ctx context.Context, e Event, complete func(*storage.AuditEvent)) (context.Context, *storage.PendingAudit) {
+	if r == nil {
+		return ctx, nil
+	}
+	p := &storage.PendingAudit{Event: r.row(ctx, e), Complete: complete, Within: r.batch.timeout}
+	return storage.WithPendingAudit(ctx, p), p
+}
+
+// RecordPending records a succeeded grant's event that no store wrote
+// (a grant that never reached its commit point), so none is ever lost;
+// one the store wrote is not written again.
+func (r *Recorder) RecordPending(ctx context.Context, p *storage.PendingAudit) {
+	if r == nil || p == nil || p.Written() {
+		return
+	}
+	if p.Complete != nil {
+		p.Complete(p.Event)
+	}
+	r.write(ctx, p.Event)
+}
+
+func (r *Recorder) row(ctx context.Context, e Event) *storage.AuditEvent {
 	row := &storage.AuditEvent{
 		Event: e.Name, ActorType: e.ActorType, ActorID: e.ActorID, Subject: e.User,
 		ClientID: e.ClientID, Outcome: e.Outcome, Details: e.Details,
@@ -152,6 +182,10 @@ func (r *Recorder) Record(ctx context.Context, e Event) {
 	if row.Outcome == "" {
 		row.Outcome = Success
 	}
+	return row
+}
+
+func (r *Recorder) write(ctx context.Context, row *storage.AuditEvent) {
 	// The caller's transaction may roll back; the event still happened.
 	var err error
 	if storage.InTransaction(ctx) {
@@ -162,7 +196,7 @@ func (r *Recorder) Record(ctx context.Context, e Event) {
 		err = r.batch.write(row)
 	}
 	if err != nil {
-		r.log.Error("audit: record event", "event", e.Name, "err", err)
+		r.log.Error("audit: record event", "event", row.Event, "err", err)
 	}
 }
 

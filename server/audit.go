@@ -2,9 +2,7 @@ package server
 
 import (
 	"context"
-	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 	"github.com/ory/fosite"
@@ -23,50 +21,45 @@ func auditContext(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// auditToken records the outcome of a token request: which grant was
-// redeemed, or that a spent code or refresh token came back.
-func (s *Server) auditToken(ctx context.Context, r *http.Request, ar fosite.AccessRequester, err error) {
+// grantEvent is the success event of a token request: which grant was
+// redeemed, by which client, for whom, with which scopes.
+func grantEvent(r *http.Request, ar fosite.AccessRequester) audit.Event {
 	grantType := r.PostForm.Get("grant_type")
-	ev := audit.Event{ActorType: audit.ActorClient, ClientID: tokenClientID(r, ar)}
-	ev.ActorID = ev.ClientID
-	if ar != nil && ar.GetSession() != nil && grantType != "client_credentials" {
-		ev.User = ar.GetSession().GetSubject()
+	ev := tokenEvent(r, ar)
+	switch grantType {
+	case "authorization_code":
+		ev.Name = audit.CodeExchanged
+	case "refresh_token":
+		ev.Name = audit.TokenRefreshed
+	default:
+		ev.Name = audit.TokenIssued
 	}
-	if err == nil {
-		switch grantType {
-		case "authorization_code":
-			ev.Name = audit.CodeExchanged
-		case "refresh_token":
-			ev.Name = audit.TokenRefreshed
-		default:
-			ev.Name = audit.TokenIssued
-		}
-		if ar != nil {
-			ev.Details = map[string]any{"grant_type": grantType, "scopes": []string(ar.GetGrantedScopes())}
-		}
-		s.audit.Record(ctx, ev)
-		return
+	if ar != nil {
+		ev.Details = map[string]any{"grant_type": grantType, "scopes": []string(ar.GetGrantedScopes())}
 	}
-	if !replayed(err) {
-		return
-	}
+	return ev
+}
+
+// replayEvent is the event of a spent code or refresh token presented
+// again (the family is revoked).
+func replayEvent(r *http.Request, ar fosite.AccessRequester) audit.Event {
+	grantType := r.PostForm.Get("grant_type")
+	ev := tokenEvent(r, ar)
 	ev.Name, ev.Outcome = audit.TokenReplayed, audit.Failure
 	if grantType == "authorization_code" {
 		ev.Name = audit.CodeReplayed
 	}
 	ev.Details = map[string]any{"grant_type": grantType, "action": "grant revoked"}
-	s.audit.Record(ctx, ev)
+	return ev
 }
 
-// replayed tells a spent code or refresh token presented again (sequential
-// replay reported by fosite, or a lost race mapped by raceLost).
-func replayed(err error) bool {
-	if errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) || errors.Is(err, fosite.ErrInactiveToken) {
-		return true
+func tokenEvent(r *http.Request, ar fosite.AccessRequester) audit.Event {
+	ev := audit.Event{ActorType: audit.ActorClient, ClientID: tokenClientID(r, ar)}
+	ev.ActorID = ev.ClientID
+	if ar != nil && ar.GetSession() != nil && r.PostForm.Get("grant_type") != "client_credentials" {
+		ev.User = ar.GetSession().GetSubject()
 	}
-	rfc := fosite.ErrorToRFC6749Error(err)
-	return rfc.ErrorField == fosite.ErrInvalidGrant.ErrorField &&
-		(strings.Contains(rfc.HintField, "already been used") || strings.Contains(rfc.HintField, "already used"))
+	return ev
 }
 
 // tokenClientID names the client of a token request, authenticated or not

@@ -521,9 +521,7 @@ func (s *Server) authorizeError(c echo.Context, ar fosite.AuthorizeRequester, er
 		// while the same request works once the database is back.
 		return s.unavailable(c, err)
 	}
-	if rfc.CodeField >= 500 {
-		s.log.Error("authorization request failed", "err", err, "cause", rfc.Cause(), "debug", rfc.Debug())
-	}
+	s.logFailure("authorization request failed", err)
 	if ar == nil || !ar.IsRedirectURIValid() || ar.GetRedirectURI() == nil {
 		status := rfc.CodeField
 		if status == http.StatusUnauthorized {

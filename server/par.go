@@ -75,10 +75,7 @@ func (s *Server) par(c echo.Context) error {
 }
 
 func (s *Server) parError(c echo.Context, ar fosite.AuthorizeRequester, err error) error {
-	rfc := fosite.ErrorToRFC6749Error(err)
-	if rfc.CodeField >= 500 {
-		s.log.Error("pushed authorization request failed", "err", err, "cause", rfc.Cause(), "debug", rfc.Debug())
-	}
+	rfc := s.logFailure("pushed authorization request failed", err)
 	s.errorHeaders(c, rfc)
 	s.oauth.WritePushedAuthorizeError(c.Request().Context(), c.Response(), ar, err)
 	return nil

@@ -112,21 +112,6 @@ func (s *Server) replayRefresh(c echo.Context, ar fosite.AccessRequester, proof 
 	}
 }
 
-// unservableRetry ends a retry that cannot be answered from its rotation
-// (another client, another key, or no stored response): it is a reuse, and
-// revokes the family as one.
-func (s *Server) unservableRetry(ctx context.Context, ar fosite.AccessRequester) error {
-	if ar != nil {
-		sig := refreshSignature(ar.GetRequestForm().Get("refresh_token"))
-		if row, err := s.store.RefreshReplay(ctx, sig); err == nil {
-			if rErr := s.store.RevokeGrant(context.WithoutCancel(ctx), row.RequestID); rErr != nil {
-				s.log.Error("revoke reused grant", "err", rErr)
-			}
-		}
-	}
-	return fosite.ErrInvalidGrant.WithHint("The refresh token was already used.")
-}
-
 // lostRotation reports whether a refresh failed because the presented
 // token was rotated concurrently (spent, or a serialization abort).
 func lostRotation(err error) bool {

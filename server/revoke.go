@@ -71,10 +71,7 @@ func (s *Server) revokeError(c echo.Context, err error) error {
 	if errors.Is(err, storage.ErrUnavailable) || errors.Is(err, fosite.ErrSerializationFailure) {
 		err = fosite.ErrTemporarilyUnavailable.WithWrap(err).WithHint("The revocation could not complete; nothing was revoked. Retry shortly.")
 	}
-	rfc := fosite.ErrorToRFC6749Error(err)
-	if rfc.CodeField >= 500 {
-		s.log.Error("revocation failed", "err", err, "cause", rfc.Cause())
-	}
+	rfc := s.logFailure("revocation failed", err)
 	s.errorHeaders(c, rfc)
 	return c.JSON(rfc.CodeField, map[string]string{"error": rfc.ErrorField, "error_description": rfc.GetDescription()})
 }

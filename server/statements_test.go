@@ -48,13 +48,29 @@ func (g *grantOps) form(path string, form url.Values, id, secret string) map[str
 // login runs the browser flow and the code exchange, recording each step's
 // counts in got when it is not nil.
 func (g *grantOps) login(got map[string]latchtest.Counts) map[string]any {
+	code, verifier := g.code(got)
+	tok := g.form("/oauth2/token", g.exchange(code, verifier), g.web.ID, g.web.Secret)
+	if got != nil {
+		got["code exchange"] = g.count.Take()
+	}
+	return tok
+}
+
+// exchange is the token request that redeems code.
+func (g *grantOps) exchange(code, verifier string) url.Values {
+	return url.Values{"grant_type": {"authorization_code"}, "code": {code},
+		"redirect_uri": {g.web.RedirectURIs[0]}, "code_verifier": {verifier}}
+}
+
+// code runs the browser flow up to the code and its PKCE verifier.
+func (g *grantOps) code(got map[string]latchtest.Counts) (code, verifier string) {
 	t, env := g.t, g.env
 	take := func(op string) {
 		if got != nil {
 			got[op] = g.count.Take()
 		}
 	}
-	verifier := "v-" + strings.Repeat("x", 50)
+	verifier = "v-" + strings.Repeat("x", 50)
 	sum := sha256.Sum256([]byte(verifier))
 	q := url.Values{
 		"response_type": {"code"}, "client_id": {g.web.ID}, "redirect_uri": {g.web.RedirectURIs[0]},
@@ -68,10 +84,7 @@ func (g *grantOps) login(got map[string]latchtest.Counts) map[string]any {
 	take("approve")
 	loc := env.Resume(b, resume)
 	take("resume")
-	tok := g.form("/oauth2/token", url.Values{"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")},
-		"redirect_uri": {g.web.RedirectURIs[0]}, "code_verifier": {verifier}}, g.web.ID, g.web.Secret)
-	take("code exchange")
-	return tok
+	return loc.Query().Get("code"), verifier
 }
 
 // run performs one whole pass and returns the counts per operation.
@@ -170,19 +183,23 @@ func testStatementBudgets(t *testing.T, dsn string) {
 		{"resume", 7, 1, "complete+returning, login, code, pkce, oidc, session-grant note (who hears of the session's end) (one tx), audit"},
 		// Read the code (fosite's second read is served from memory) and
 		// the PKCE row; in one transaction: lock the user's grant, spend the
-		// code, insert access and refresh; after it, read the OIDC session
-		// (kept, like PKCE, for the janitor); audit.
+		// code, insert access and refresh, and the audit row (issue 15: it
+		// commits with the tokens, so the grant commits once); after it,
+		// read the OIDC session (kept, like PKCE, for the janitor).
 		// The grant lock (+1, issue 16) is what lets a revocation of the
 		// user's grant see, or prevent, the tokens this exchange commits.
-		{"code exchange", 8, 1, "code, pkce, grant lock, spend, access, refresh, oidc read, audit"},
+		{"code exchange", 8, 1, "code, pkce, grant lock, spend, access, refresh, audit (one tx), oidc read"},
 		// Read the refresh token, then in one transaction: lock the grant,
 		// spend it, retire its access token (subquery), insert the new
-		// pair; audit. The grant lock (+1, issue 16) serialises rotation
-		// with revocation, so a revocation never misses the new pair.
-		{"refresh", 7, 1, "read, grant lock, spend, retire access, access, refresh, audit"},
+		// pair and the audit row (issue 15: one commit per grant). The
+		// grant lock (+1, issue 16) serialises rotation with revocation, so
+		// a revocation never misses the new pair.
+		{"refresh", 7, 1, "read, grant lock, spend, retire access, access, refresh, audit (one tx)"},
 		// Client from cache; store the access token (revocable,
-		// introspectable); audit.
-		{"client_credentials", 2, 0, "insert access, audit"},
+		// introspectable) and the audit row in one transaction (+1 tx,
+		// issue 15: one commit instead of two, the token's and the audit
+		// group commit's, and never a token without its event).
+		{"client_credentials", 2, 1, "insert access + audit in one tx"},
 		{"introspection", 1, 0, "read token"},
 		{"userinfo", 1, 0, "read token"},
 		// API key lookup; in one transaction: delete the user's sessions

@@ -16,18 +16,19 @@ import (
 )
 
 // token is the token endpoint: authorization_code, refresh_token and
-// client_credentials, all through fosite, with concurrency outcomes mapped
-// to invalid_grant here.
+// client_credentials, all through fosite. Every failure goes through
+// tokenFailed; a grant's success event is written in the grant's own
+// transaction (storage.PendingAudit).
 func (s *Server) token(c echo.Context) error {
 	ctx := c.Request().Context()
 	if gt := c.Request().PostFormValue("grant_type"); gt != "" && !slices.Contains(provider.GrantTypes, gt) {
 		// fosite reports a grant no handler knows as invalid_request;
 		// RFC 6749 §5.2 names it unsupported_grant_type.
-		return s.tokenError(c, nil, fosite.ErrUnsupportedGrantType.WithHintf("grant_type %q is not supported.", gt))
+		return s.tokenFailed(c, nil, fosite.ErrUnsupportedGrantType.WithHintf("grant_type %q is not supported.", gt))
 	}
 	proof, err := s.checkProof(c, endpoint.Token, "")
 	if err != nil {
-		return s.tokenError(c, nil, dpopOAuthError(err))
+		return s.tokenFailed(c, nil, dpopOAuthError(err))
 	}
 	var reuse *storage.RefreshReuse
 	if c.Request().PostFormValue("grant_type") == "refresh_token" {
@@ -37,50 +38,51 @@ func (s *Server) token(c echo.Context) error {
 		}
 	}
 	sess := provider.NewSession()
-	ar, err := s.oauth.NewAccessRequest(ctx, c.Request(), sess)
+	reqCtx, spent := storage.WithSpentNote(ctx)
+	ar, err := s.oauth.NewAccessRequest(reqCtx, c.Request(), sess)
 	if err != nil {
-		if reuse != nil && errors.Is(err, storage.ErrRefreshRetry) {
-			// A spent token within its reuse interval: the same answer
-			// again, or, for anyone else, a reuse.
-			if s.replayRefresh(c, ar, proof) {
-				s.auditToken(ctx, c.Request(), ar, nil)
-				return nil
-			}
-			err = s.unservableRetry(ctx, ar)
+		if reuse != nil && errors.Is(err, storage.ErrRefreshRetry) && s.replayRefresh(c, ar, proof) {
+			// A spent token within its reuse interval, presented again by
+			// the client and key it was rotated for: the same answer again.
+			s.audit.Record(ctx, grantEvent(c.Request(), ar))
+			return nil
 		}
-		s.auditToken(ctx, c.Request(), ar, err)
-		return s.tokenError(c, ar, err)
+		return s.tokenFailed(c, ar, markReplay(spent, err))
 	}
 	if ar.GetGrantTypes().ExactOne("client_credentials") {
 		if err := s.grantClientCredentials(ar, sess); err != nil {
-			return s.tokenError(c, ar, err)
+			return s.tokenFailed(c, ar, err)
 		}
 	}
 	if ar.GetGrantTypes().ExactOne("refresh_token") {
 		if ctx, err = narrowRefresh(ctx, c.Request(), ar); err != nil {
-			return s.tokenError(c, ar, err)
+			return s.tokenFailed(c, ar, err)
 		}
 	}
 	if err := s.grantResources(ar); err != nil {
-		return s.tokenError(c, ar, err)
+		return s.tokenFailed(c, ar, err)
 	}
 	if err := bindToken(ar, proof); err != nil {
-		return s.tokenError(c, ar, err)
+		return s.tokenFailed(c, ar, err)
 	}
 	if reuse != nil {
 		reuse.ClientID, reuse.JKT = ar.GetClient().GetID(), boundJKT(ar)
 	}
-	resp, err := s.oauth.NewAccessResponse(s.withIDTokenAlg(ctx, ar.GetClient()), ar)
+	// Attached only now, so that fosite's own transactions in
+	// NewAccessRequest (reuse revocation) can never write a success event.
+	grantCtx, pending := s.audit.Pending(ctx, grantEvent(c.Request(), ar), func(e *storage.AuditEvent) {
+		// A code exchange grants the code's scopes while issuing tokens.
+		e.Details["scopes"] = []string(ar.GetGrantedScopes())
+	})
+	resp, err := s.oauth.NewAccessResponse(s.withIDTokenAlg(grantCtx, ar.GetClient()), ar)
 	if err != nil {
 		if reuse != nil && lostRotation(err) && s.replayRefresh(c, ar, proof) {
 			// Two presentations raced: the loser gets the winner's answer.
 			return nil
 		}
-		err = s.raceLost(ctx, ar, err)
-		s.auditToken(ctx, c.Request(), ar, err)
-		return s.tokenError(c, ar, err)
+		return s.tokenFailed(c, ar, err)
 	}
-	s.auditToken(ctx, c.Request(), ar, nil)
+	s.audit.RecordPending(ctx, pending)
 	if sc, ok := ar.GetClient().(*storage.Client); ok && sc.Dynamic && !sc.ObtainedToken {
 		// A dynamically registered client in use is not idle: the janitor
 		// deletes only those that never obtained a token.
@@ -147,46 +149,138 @@ func narrowRefresh(ctx context.Context, r *http.Request, ar fosite.AccessRequest
 	return ctx, nil
 }
 
-// raceLost turns the loser of a concurrent redemption into invalid_grant.
-// fosite reports a code or refresh token spent between its read and our
-// conditional update as a server error; it is a replay, and our reuse
-// policy revokes the grant family exactly as for a sequential replay.
-func (s *Server) raceLost(ctx context.Context, ar fosite.AccessRequester, err error) error {
-	var hint string
-	switch {
-	case errors.Is(err, fosite.ErrInvalidatedAuthorizeCode):
-		hint = "The authorization code has already been used."
-	case errors.Is(err, fosite.ErrInactiveToken) && ar.GetGrantTypes().ExactOne("refresh_token"):
-		hint = "The refresh token has already been used."
-	default:
-		return err
+// codeReplay is fosite's answer to an authorization code presented after
+// it was spent, marked as the replay it is: fosite's own error wraps
+// nothing that says so (see storage.SpentNote).
+type codeReplay struct{ error }
+
+func (e codeReplay) Unwrap() error { return e.error }
+
+// markReplay marks err as a code replay when the store saw a spent code
+// while fosite handled the request.
+func markReplay(spent *storage.SpentNote, err error) error {
+	if err != nil && spent.Seen() {
+		return codeReplay{err}
 	}
-	if id := ar.GetID(); id != "" {
-		if rErr := s.store.RevokeGrant(context.WithoutCancel(ctx), id); rErr != nil {
-			s.log.Error("revoke replayed grant", "err", rErr)
-		}
-	}
-	return fosite.ErrInvalidGrant.WithHint(hint)
+	return err
 }
 
-// tokenError writes an OAuth error from the token endpoint; a failed client
-// authentication also carries WWW-Authenticate (RFC 6749 §5.2).
-func (s *Server) tokenError(c echo.Context, ar fosite.AccessRequester, err error) error {
+// tokenFailure is what a failed token request means: the error the client
+// is told (RFC 6749 §5.2), whether a spent code or refresh token came back
+// (audited as code.replayed or token.replayed), and whether the grant family
+// must still be revoked here.
+type tokenFailure struct {
+	answer error
+	replay bool
+	revoke bool
+}
+
+// classifyTokenError decides, from typed signals only, what a token
+// endpoint error means for a request of grant type grant (empty when the
+// request was not parsed).
+//
+// A lost race revokes the family: when concurrent redemptions of one code
+// or refresh token meet at the store's conditional spend, exactly one wins
+// and every loser is a replay, treated like a sequential one (RFC 6819
+// §5.2.2.3: the server cannot tell the attacker from the client, so the
+// whole grant goes).
+func classifyTokenError(grant string, err error) tokenFailure {
+	const (
+		codeGrant    = "authorization_code"
+		refreshGrant = "refresh_token"
+	)
 	switch {
 	case errors.Is(err, storage.ErrUnavailable):
-		err = fosite.ErrTemporarilyUnavailable.WithWrap(err).WithHint("The database is unreachable; retry shortly.")
-	case errors.Is(err, fosite.ErrSerializationFailure) && ar != nil &&
-		(ar.GetGrantTypes().ExactOne("refresh_token") || ar.GetGrantTypes().ExactOne("authorization_code")):
+		return tokenFailure{answer: fosite.ErrTemporarilyUnavailable.WithWrap(err).WithHint("The database is unreachable; retry shortly.")}
+	case errors.As(err, new(codeReplay)):
+		// Sequential code replay: fosite has revoked what the code
+		// produced and answers invalid_grant itself.
+		return tokenFailure{answer: err, replay: true}
+	case errors.Is(err, storage.ErrRefreshRetry):
+		// A spent token within its reuse interval that could not be
+		// answered from its rotation (another client or key, or no stored
+		// response): a reuse, which fosite did not see as one.
+		return tokenFailure{answer: fosite.ErrInvalidGrant.WithWrap(err).WithHint("The refresh token was already used."), replay: true, revoke: true}
+	case errors.Is(err, fosite.ErrInvalidatedAuthorizeCode):
+		// Lost race on a code: fosite reports the store's failed spend as
+		// server_error.
+		return tokenFailure{answer: fosite.ErrInvalidGrant.WithWrap(err).WithHint("The authorization code has already been used."), replay: true, revoke: true}
+	case errors.Is(err, fosite.ErrInactiveToken) && grant == refreshGrant:
+		if errors.Is(err, fosite.ErrInvalidGrant) {
+			// Sequential reuse: fosite found the token spent when it read
+			// it, revoked the family and answers invalid_grant.
+			return tokenFailure{answer: err, replay: true}
+		}
+		// Lost race on a refresh token: fosite reports the store's failed
+		// spend as invalid_request.
+		return tokenFailure{answer: fosite.ErrInvalidGrant.WithWrap(err).WithHint("The refresh token has already been used."), replay: true, revoke: true}
+	case errors.Is(err, fosite.ErrSerializationFailure) && (grant == refreshGrant || grant == codeGrant):
 		// The database aborted this request in favour of a concurrent use of
 		// the same grant (e.g. a deadlock between a rotation and a reuse
-		// revocation): like any lost race, the grant was spent elsewhere.
-		err = fosite.ErrInvalidGrant.WithWrap(err).WithHint("The grant was used concurrently by another request.")
+		// revocation): the grant was spent elsewhere, and that request
+		// decides what happens to the family.
+		return tokenFailure{answer: fosite.ErrInvalidGrant.WithWrap(err).WithHint("The grant was used concurrently by another request.")}
 	}
+	return tokenFailure{answer: err}
+}
+
+// tokenFailed answers a failed token request: revoke the family if the
+// failure calls for it, audit a replay, then write the error (a failed
+// client authentication also carries WWW-Authenticate, RFC 6749 §5.2).
+func (s *Server) tokenFailed(c echo.Context, ar fosite.AccessRequester, err error) error {
+	ctx := c.Request().Context()
+	f := classifyTokenError(grantOf(ar), err)
+	if f.revoke {
+		s.revokeFamily(ctx, ar, err)
+	}
+	if f.replay {
+		s.audit.Record(ctx, replayEvent(c.Request(), ar))
+	}
+	rfc := s.logFailure("token request failed", f.answer)
+	s.errorHeaders(c, rfc)
+	s.oauth.WriteAccessError(ctx, c.Response(), ar, f.answer)
+	return nil
+}
+
+// grantOf is the grant type of a parsed token request.
+func grantOf(ar fosite.AccessRequester) string {
+	if ar == nil || len(ar.GetGrantTypes()) != 1 {
+		return ""
+	}
+	return ar.GetGrantTypes()[0]
+}
+
+// revokeFamily revokes the grant family of a spent code or refresh token
+// presented again. After a lost race fosite has loaded the family into ar;
+// a retry refused within the reuse interval failed before that, so its
+// family is the one its rotation was recorded under.
+func (s *Server) revokeFamily(ctx context.Context, ar fosite.AccessRequester, err error) {
+	if ar == nil {
+		return
+	}
+	id := ar.GetID()
+	if errors.Is(err, storage.ErrRefreshRetry) {
+		row, rErr := s.store.RefreshReplay(ctx, refreshSignature(ar.GetRequestForm().Get("refresh_token")))
+		if rErr != nil {
+			return
+		}
+		id = row.RequestID
+	}
+	if id == "" {
+		return
+	}
+	if rErr := s.store.RevokeGrant(context.WithoutCancel(ctx), id); rErr != nil {
+		s.log.Error("revoke replayed grant", "err", rErr)
+	}
+}
+
+// logFailure logs an OAuth error the server itself caused (5xx) with its
+// cause and debug text, which the client is never shown, and returns the
+// error as fosite will write it.
+func (s *Server) logFailure(msg string, err error) *fosite.RFC6749Error {
 	rfc := fosite.ErrorToRFC6749Error(err)
 	if rfc.CodeField >= 500 {
-		s.log.Error("token request failed", "err", err, "cause", rfc.Cause(), "debug", rfc.Debug())
+		s.log.Error(msg, "err", err, "cause", rfc.Cause(), "debug", rfc.Debug())
 	}
-	s.errorHeaders(c, rfc)
-	s.oauth.WriteAccessError(c.Request().Context(), c.Response(), ar, err)
-	return nil
+	return rfc
 }

@@ -58,14 +58,79 @@ type AuditFilter struct {
 
 // InsertAudit appends an event; a zero time is the store's now.
 func (s *Store) InsertAudit(ctx context.Context, e *AuditEvent) error {
+	stampAudit(e, s.now())
+	return translate(s.conn(ctx).Create(e).Error)
+}
+
+func stampAudit(e *AuditEvent, now time.Time) {
 	if e.Time.IsZero() {
-		e.Time = s.now()
+		e.Time = now
 	}
 	e.Time = e.Time.UTC()
 	if e.Details == nil {
 		e.Details = map[string]any{}
 	}
-	return translate(s.conn(ctx).Create(e).Error)
+}
+
+// PendingAudit is a grant's success event, written by the store in the
+// transaction that stores the grant's access token, so that token rows and
+// event commit or roll back together: one commit per grant rather than one
+// for the tokens and another for the event. audit.Recorder.Pending makes
+// one; whatever no store wrote (Written), the recorder records itself.
+type PendingAudit struct {
+	Event *AuditEvent
+	// Complete runs just before the row is written, for what is known
+	// only once the tokens are (a code exchange grants the code's scopes
+	// while it issues them).
+	Complete func(*AuditEvent)
+	// Within bounds the insert up to the COMMIT after it (see
+	// writePending); zero leaves it unbounded.
+	Within time.Duration
+
+	tx      *gorm.DB // the transaction holding the grant's access token
+	written bool
+}
+
+type pendingAuditKey struct{}
+
+// WithPendingAudit has the store write p with the next access token
+// stored under ctx (CreateAccessTokenSession), in that token's transaction.
+func WithPendingAudit(ctx context.Context, p *PendingAudit) context.Context {
+	return context.WithValue(ctx, pendingAuditKey{}, p)
+}
+
+// Written reports whether a committed transaction holds p's row.
+func (p *PendingAudit) Written() bool { return p != nil && p.written }
+
+func pendingAudit(ctx context.Context) *PendingAudit {
+	p, _ := ctx.Value(pendingAuditKey{}).(*PendingAudit)
+	return p
+}
+
+// writePending inserts p's row into tx as its last statement before
+// COMMIT. The export cursor (AuditFilter.SettledBefore) needs every insert
+// to commit or fail within a bound of drawing its id, as the recorder's
+// group commit does: the insert runs under p.Within, and COMMIT is sent
+// only if that bound still holds. Past it, the connection has been closed
+// or the caller rolls back, and a transaction whose COMMIT never arrived
+// does not commit.
+func (s *Store) writePending(ctx context.Context, tx *gorm.DB, p *PendingAudit) error {
+	if p.Complete != nil {
+		p.Complete(p.Event)
+	}
+	stampAudit(p.Event, s.now())
+	if p.Within > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.Within)
+		defer cancel()
+	}
+	if err := tx.WithContext(ctx).Create(p.Event).Error; err != nil {
+		return fmt.Errorf("storage: audit row of the grant: %w", translate(err))
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("storage: audit row of the grant: %w", err)
+	}
+	return nil
 }
 
 // ListAudit returns matching events newest first (by id, which only grows),
@@ -117,13 +182,7 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, err
 func (s *Store) InsertAudits(ctx context.Context, events []*AuditEvent) error {
 	now := s.now()
 	for _, e := range events {
-		if e.Time.IsZero() {
-			e.Time = now
-		}
-		e.Time = e.Time.UTC()
-		if e.Details == nil {
-			e.Details = map[string]any{}
-		}
+		stampAudit(e, now)
 	}
 	if _, bounded := ctx.Deadline(); !bounded || s.dialect != migrations.Postgres || InTransaction(ctx) {
 		return translate(s.conn(ctx).Create(events).Error)

@@ -229,20 +229,38 @@ func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
 	return context.WithValue(ctx, txKey{}, tx), nil
 }
 
-// Commit commits the transaction carried by ctx.
+// Commit commits the transaction carried by ctx, with the grant's audit
+// row when this transaction stored the grant's access token (PendingAudit).
 func (s *Store) Commit(ctx context.Context) error {
 	tx, ok := ctx.Value(txKey{}).(*gorm.DB)
 	if !ok {
 		return errors.New("storage: no transaction in context")
 	}
-	return translate(tx.Commit().Error)
+	p := pendingAudit(ctx)
+	if p == nil || p.tx != tx {
+		return translate(tx.Commit().Error)
+	}
+	p.tx = nil
+	if err := s.writePending(ctx, tx, p); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit().Error; err != nil {
+		return translate(err)
+	}
+	p.written = true
+	return nil
 }
 
-// Rollback aborts the transaction carried by ctx.
+// Rollback aborts the transaction carried by ctx; a grant's audit row it
+// was to write stays unwritten.
 func (s *Store) Rollback(ctx context.Context) error {
 	tx, ok := ctx.Value(txKey{}).(*gorm.DB)
 	if !ok {
 		return errors.New("storage: no transaction in context")
+	}
+	if p := pendingAudit(ctx); p != nil && p.tx == tx {
+		p.tx = nil
 	}
 	err := tx.Rollback().Error
 	if errors.Is(err, sql.ErrTxDone) {

@@ -16,6 +16,7 @@ import (
 	"github.com/ory/fosite/handler/openid"
 	"github.com/ory/fosite/handler/pkce"
 	fstorage "github.com/ory/fosite/storage"
+	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
 
@@ -207,11 +208,33 @@ func (s *Store) GetAuthorizeCodeSession(ctx context.Context, signature string, s
 		return nil, err
 	}
 	if !row.Active {
+		if n, ok := ctx.Value(spentNoteKey{}).(*SpentNote); ok {
+			n.seen = true
+		}
 		return req, fosite.ErrInvalidatedAuthorizeCode
 	}
 	s.codes.put(signature, *row)
 	return req, nil
 }
+
+type spentNoteKey struct{}
+
+// SpentNote tells a token request that the store found its authorization
+// code already spent. fosite answers that replay with a new invalid_grant
+// that wraps nothing (handler/oauth2/flow_authorize_code_token.go), having
+// revoked what the code produced: without this note only the hint's text
+// would say it was a replay.
+type SpentNote struct{ seen bool }
+
+// WithSpentNote returns ctx carrying a note GetAuthorizeCodeSession marks
+// when the code it reads was spent before.
+func WithSpentNote(ctx context.Context) (context.Context, *SpentNote) {
+	n := &SpentNote{}
+	return context.WithValue(ctx, spentNoteKey{}, n), n
+}
+
+// Seen reports whether a spent code was presented under the note.
+func (n *SpentNote) Seen() bool { return n != nil && n.seen }
 
 // InvalidateAuthorizeCodeSession spends the code under its grant lock, so a
 // revocation of the user's grant either comes first (and the spend fails) or
@@ -226,8 +249,24 @@ func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, signature st
 
 // --- access tokens ---
 
+// CreateAccessTokenSession stores an access token. Under a PendingAudit
+// not yet placed, the grant's event goes into the same transaction: the
+// one fosite opened (code and refresh grants), written at its Commit, or,
+// for client_credentials, for which fosite opens none, one of its own.
 func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, req fosite.Requester) error {
-	return s.createToken(ctx, kindAccess, signature, "", req, expiry(req, fosite.AccessToken))
+	p := pendingAudit(ctx)
+	if p == nil || p.written || p.tx != nil {
+		return s.createToken(ctx, kindAccess, signature, "", req, expiry(req, fosite.AccessToken))
+	}
+	tx, ok := ctx.Value(txKey{}).(*gorm.DB)
+	if !ok {
+		return s.InTx(ctx, func(ctx context.Context) error { return s.CreateAccessTokenSession(ctx, signature, req) })
+	}
+	if err := s.createToken(ctx, kindAccess, signature, "", req, expiry(req, fosite.AccessToken)); err != nil {
+		return err
+	}
+	p.tx = tx
+	return nil
 }
 
 func (s *Store) GetAccessTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
