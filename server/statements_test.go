@@ -159,6 +159,10 @@ func testStatementBudgets(t *testing.T, dsn string) {
 	g.run() // warm caches, as under load
 	got := g.run()
 
+	ccStatements, ccTx := 2, 1
+	if dsn != "" {
+		ccStatements, ccTx = 1, 0
+	}
 	budgets := []struct {
 		op         string
 		statements int
@@ -196,10 +200,13 @@ func testStatementBudgets(t *testing.T, dsn string) {
 		// a revocation never misses the new pair.
 		{"refresh", 7, 1, "read, grant lock, spend, retire access, access, refresh, audit (one tx)"},
 		// Client from cache; store the access token (revocable,
-		// introspectable) and the audit row in one transaction (+1 tx,
-		// issue 15: one commit instead of two, the token's and the audit
-		// group commit's, and never a token without its event).
-		{"client_credentials", 2, 1, "insert access + audit in one tx"},
+		// introspectable) and the audit row so they commit together (issue
+		// 15: one commit instead of two, the token's and the audit group
+		// commit's, and never a token without its event). On PostgreSQL
+		// that is one statement (a data-modifying CTE: one round trip, where
+		// BEGIN and COMMIT would add two); SQLite, in process, uses a
+		// transaction.
+		{"client_credentials", ccStatements, ccTx, "insert access + audit together"},
 		{"introspection", 1, 0, "read token"},
 		{"userinfo", 1, 0, "read token"},
 		// API key lookup; in one transaction: delete the user's sessions

@@ -125,7 +125,8 @@ func testGrantAudit(t *testing.T, s *storage.Store) {
 	}
 	check("transaction without an access token", "no-token", "nt-at", p, false)
 
-	// client_credentials: no transaction of fosite's; the store opens one.
+	// client_credentials: no transaction of fosite's; the store opens one
+	// (SQLite) or writes both rows in one statement (PostgreSQL).
 	pctx, p = pending("cc")
 	if err := s.CreateAccessTokenSession(pctx, "cc-at", newReq()); err != nil {
 		t.Fatal(err)
