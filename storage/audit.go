@@ -184,11 +184,18 @@ func (s *Store) InsertAudits(ctx context.Context, events []*AuditEvent) error {
 	for _, e := range events {
 		stampAudit(e, now)
 	}
-	if _, bounded := ctx.Deadline(); !bounded || s.dialect != migrations.Postgres || InTransaction(ctx) {
-		return translate(s.conn(ctx).Create(events).Error)
+	return s.bounded(ctx, func(db *gorm.DB) error { return db.Create(events).Error })
+}
+
+// bounded runs one statement that writes audit rows outside a transaction.
+// When ctx has a deadline on PostgreSQL, the statement ends on the server
+// by then too (cancelOnServer), so it commits by its deadline or not at all.
+func (s *Store) bounded(ctx context.Context, statement func(db *gorm.DB) error) error {
+	if _, ok := ctx.Deadline(); !ok || s.dialect != migrations.Postgres || InTransaction(ctx) {
+		return translate(statement(s.conn(ctx)))
 	}
 	return translate(s.db.WithContext(ctx).Connection(func(tx *gorm.DB) error {
-		return cancelOnServer(ctx, tx, func() error { return tx.Create(events).Error })
+		return cancelOnServer(ctx, tx, func() error { return statement(tx) })
 	}))
 }
 

@@ -479,9 +479,9 @@ func jsonText(v any) string {
 // createAccessWithAudit stores an access token and its grant's audit row in
 // one PostgreSQL statement: one round trip and one commit, where a
 // transaction would cost BEGIN and COMMIT round trips besides (this is
-// client_credentials' whole write). Like writePending, the statement runs
-// under p.Within, so it commits within that bound of drawing the row's id
-// or not at all.
+// client_credentials' whole write). Like the group commit's inserts, the
+// statement runs under p.Within and is cancelled on the server past it, so
+// it commits within that bound of drawing the row's id or not at all.
 func (s *Store) createAccessWithAudit(ctx context.Context, signature string, req fosite.Requester, p *PendingAudit) error {
 	row, err := s.tokenRowOf(ctx, kindAccess, signature, "", req, expiry(req, fosite.AccessToken))
 	if err != nil {
@@ -501,15 +501,17 @@ func (s *Store) createAccessWithAudit(ctx context.Context, signature string, req
 		ctx, cancel = context.WithTimeout(ctx, p.Within)
 		defer cancel()
 	}
-	err = s.db.WithContext(ctx).Exec(`WITH token AS (
+	err = s.bounded(ctx, func(db *gorm.DB) error {
+		return db.Exec(`WITH token AS (
 	INSERT INTO oauth2_tokens (kind, signature, request_id, client_id, subject, active, access_signature, requested_at, expires_at, data)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?))
 INSERT INTO audit_events (time, event, actor_type, actor_id, subject, client_id, ip, outcome, details)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		row.Kind, row.Signature, row.RequestID, row.ClientID, row.Subject, row.Active, row.AccessSignature, row.RequestedAt, row.ExpiresAt, row.Data,
-		e.Time, e.Event, e.ActorType, e.ActorID, e.Subject, e.ClientID, e.IP, e.Outcome, string(details)).Error
+			row.Kind, row.Signature, row.RequestID, row.ClientID, row.Subject, row.Active, row.AccessSignature, row.RequestedAt, row.ExpiresAt, row.Data,
+			e.Time, e.Event, e.ActorType, e.ActorID, e.Subject, e.ClientID, e.IP, e.Outcome, string(details)).Error
+	})
 	if err != nil {
-		return translate(err)
+		return err
 	}
 	p.written = true
 	return nil
