@@ -8,6 +8,7 @@ import (
 	"github.com/latchhq/latch/apikeys"
 	"github.com/latchhq/latch/clients"
 	"github.com/latchhq/latch/migrations"
+	"github.com/latchhq/latch/provider"
 	"github.com/latchhq/latch/secret"
 	"github.com/latchhq/latch/storage"
 )
@@ -91,7 +92,7 @@ func (a *App) Bootstrap(ctx context.Context, out io.Writer) error {
 		c, plain, err := a.Clients().Create(ctx, clients.Metadata{
 			ClientName:   "Demo client",
 			RedirectURIs: []string{DemoRedirectURI},
-			GrantTypes:   []string{"authorization_code", "refresh_token"},
+			GrantTypes:   []string{provider.GrantAuthorizationCode, provider.GrantRefreshToken},
 			Scope:        "openid profile email offline_access",
 		})
 		if err != nil {

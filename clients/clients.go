@@ -166,14 +166,14 @@ func (s *Service) Build(m Metadata) (*storage.Client, error) {
 		return nil, invalid("token_endpoint_auth_method", "must be one of %s", strings.Join(provider.TokenEndpointAuthMethods, ", "))
 	}
 	if m.GrantTypes == nil {
-		m.GrantTypes = []string{"authorization_code"}
+		m.GrantTypes = []string{provider.GrantAuthorizationCode}
 	}
 	if len(m.GrantTypes) == 0 {
 		return nil, invalid("grant_types", "at least one grant type is required")
 	}
 	if m.ResponseTypes == nil {
 		m.ResponseTypes = []string{}
-		if slices.Contains(m.GrantTypes, "authorization_code") {
+		if slices.Contains(m.GrantTypes, provider.GrantAuthorizationCode) {
 			m.ResponseTypes = []string{"code"}
 		}
 	}
@@ -187,15 +187,15 @@ func (s *Service) Build(m Metadata) (*storage.Client, error) {
 			return nil, invalid("response_types", "%q is not supported (%s)", r, strings.Join(provider.ResponseTypes, ", "))
 		}
 	}
-	hasCode := slices.Contains(m.GrantTypes, "authorization_code")
+	hasCode := slices.Contains(m.GrantTypes, provider.GrantAuthorizationCode)
 	if hasCode != slices.Contains(m.ResponseTypes, "code") {
 		return nil, invalid("response_types", "response type code goes with grant type authorization_code, and only with it")
 	}
-	if slices.Contains(m.GrantTypes, "refresh_token") && !hasCode {
+	if slices.Contains(m.GrantTypes, provider.GrantRefreshToken) && !hasCode {
 		return nil, invalid("grant_types", "refresh_token goes with authorization_code (client_credentials clients ask for a new token instead)")
 	}
 	public := m.TokenEndpointAuthMethod == "none"
-	if public && slices.Contains(m.GrantTypes, "client_credentials") {
+	if public && slices.Contains(m.GrantTypes, provider.GrantClientCredentials) {
 		return nil, invalid("grant_types", "client_credentials needs a confidential client")
 	}
 	if m.TokenEndpointAuthMethod == "private_key_jwt" && m.JWKS == "" && m.JWKSURI == "" {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/latchhq/latch/apierror"
 	"github.com/latchhq/latch/endpoint"
+	"github.com/latchhq/latch/provider"
 	"github.com/latchhq/latch/ratelimit"
 	"github.com/latchhq/latch/secret"
 	"github.com/latchhq/latch/storage"
@@ -155,7 +156,7 @@ func registrantRules(m Metadata, appType string, anonymous bool) error {
 	if len(m.Audience) > 0 {
 		return invalid("audience", "is set by the host app, not at registration")
 	}
-	if anonymous && slices.Contains(m.GrantTypes, "client_credentials") {
+	if anonymous && slices.Contains(m.GrantTypes, provider.GrantClientCredentials) {
 		return invalid("grant_types", "client_credentials needs an initial access token from the server's operator")
 	}
 	switch appType {
@@ -302,7 +303,7 @@ func (r *Registration) handleUpdate(c echo.Context) error {
 	}
 	// Registered with an initial access token or not, a client updating
 	// itself is anonymous: client_credentials is never added this way.
-	anonymous := !slices.Contains(cl.GrantTypes, "client_credentials")
+	anonymous := !slices.Contains(cl.GrantTypes, provider.GrantClientCredentials)
 	if err := registrantRules(m, appType, anonymous); err != nil {
 		return httpError(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/latchhq/latch/audit"
+	"github.com/latchhq/latch/provider"
 )
 
 // auditContext carries the caller's address to whatever records an audit
@@ -27,9 +28,9 @@ func grantEvent(r *http.Request, ar fosite.AccessRequester) audit.Event {
 	grantType := r.PostForm.Get("grant_type")
 	ev := tokenEvent(r, ar)
 	switch grantType {
-	case "authorization_code":
+	case provider.GrantAuthorizationCode:
 		ev.Name = audit.CodeExchanged
-	case "refresh_token":
+	case provider.GrantRefreshToken:
 		ev.Name = audit.TokenRefreshed
 	default:
 		ev.Name = audit.TokenIssued
@@ -46,7 +47,7 @@ func replayEvent(r *http.Request, ar fosite.AccessRequester) audit.Event {
 	grantType := r.PostForm.Get("grant_type")
 	ev := tokenEvent(r, ar)
 	ev.Name, ev.Outcome = audit.TokenReplayed, audit.Failure
-	if grantType == "authorization_code" {
+	if grantType == provider.GrantAuthorizationCode {
 		ev.Name = audit.CodeReplayed
 	}
 	ev.Details = map[string]any{"grant_type": grantType, "action": "grant revoked"}
@@ -56,7 +57,7 @@ func replayEvent(r *http.Request, ar fosite.AccessRequester) audit.Event {
 func tokenEvent(r *http.Request, ar fosite.AccessRequester) audit.Event {
 	ev := audit.Event{ActorType: audit.ActorClient, ClientID: tokenClientID(r, ar)}
 	ev.ActorID = ev.ClientID
-	if ar != nil && ar.GetSession() != nil && r.PostForm.Get("grant_type") != "client_credentials" {
+	if ar != nil && ar.GetSession() != nil && r.PostForm.Get("grant_type") != provider.GrantClientCredentials {
 		ev.User = ar.GetSession().GetSubject()
 	}
 	return ev

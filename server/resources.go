@@ -46,7 +46,7 @@ func (s *Server) grantResources(ar fosite.AccessRequester) error {
 		return nil
 	}
 	requested := ar.GetRequestForm()["resource"]
-	if ar.GetGrantTypes().ExactOne("client_credentials") {
+	if ar.GetGrantTypes().ExactOne(provider.GrantClientCredentials) {
 		res, err := s.requestedResources(requested, ar.GetRequestedScopes())
 		if err != nil {
 			return err

@@ -31,7 +31,7 @@ func (s *Server) token(c echo.Context) error {
 		return s.tokenFailed(c, nil, dpopOAuthError(err))
 	}
 	var reuse *storage.RefreshReuse
-	if c.Request().PostFormValue("grant_type") == "refresh_token" {
+	if c.Request().PostFormValue("grant_type") == provider.GrantRefreshToken {
 		if d := s.reuseInterval(c); d > 0 {
 			reuse = &storage.RefreshReuse{Interval: d}
 			ctx = storage.WithRefreshReuse(ctx, reuse)
@@ -49,12 +49,12 @@ func (s *Server) token(c echo.Context) error {
 		}
 		return s.tokenFailed(c, ar, markReplay(spent, err))
 	}
-	if ar.GetGrantTypes().ExactOne("client_credentials") {
+	if ar.GetGrantTypes().ExactOne(provider.GrantClientCredentials) {
 		if err := s.grantClientCredentials(ar, sess); err != nil {
 			return s.tokenFailed(c, ar, err)
 		}
 	}
-	if ar.GetGrantTypes().ExactOne("refresh_token") {
+	if ar.GetGrantTypes().ExactOne(provider.GrantRefreshToken) {
 		if ctx, err = narrowRefresh(ctx, c.Request(), ar); err != nil {
 			return s.tokenFailed(c, ar, err)
 		}
@@ -186,8 +186,8 @@ type tokenFailure struct {
 // whole grant goes).
 func classifyTokenError(grant string, err error) tokenFailure {
 	const (
-		codeGrant    = "authorization_code"
-		refreshGrant = "refresh_token"
+		codeGrant    = provider.GrantAuthorizationCode
+		refreshGrant = provider.GrantRefreshToken
 	)
 	switch {
 	case errors.Is(err, storage.ErrUnavailable):
