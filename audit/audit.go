@@ -191,7 +191,7 @@ func (r *Recorder) write(ctx context.Context, row *storage.AuditEvent) {
 	if storage.InTransaction(ctx) {
 		// Inside a transaction the event commits or rolls back with the
 		// change it records (and another connection would wait on it).
-		err = r.store.InsertAudit(context.WithoutCancel(ctx), row)
+		err = r.store.InsertAudit(storage.WithAuditBound(context.WithoutCancel(ctx), r.batch.timeout), row)
 	} else {
 		err = r.batch.write(row)
 	}

@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -56,10 +57,72 @@ type AuditFilter struct {
 	SettledBefore time.Time
 }
 
-// InsertAudit appends an event; a zero time is the store's now.
+// InsertAudit appends an event; a zero time is the store's now. Inside a
+// transaction, under WithAuditBound, the transaction must commit within
+// that bound of this insert or it is rolled back (see auditCommitDue).
 func (s *Store) InsertAudit(ctx context.Context, e *AuditEvent) error {
 	stampAudit(e, s.now())
-	return translate(s.conn(ctx).Create(e).Error)
+	if err := translate(s.conn(ctx).Create(e).Error); err != nil {
+		return err
+	}
+	if a, ok := ctx.Value(txAuditKey{}).(*txAudit); ok {
+		if d, ok := ctx.Value(auditBoundKey{}).(time.Duration); ok && d > 0 {
+			a.commitBy(time.Now().Add(d))
+		}
+	}
+	return nil
+}
+
+type auditBoundKey struct{}
+
+// WithAuditBound asks InsertAudit, inside a transaction, to hold that
+// transaction to committing within d of the insert. The export cursor
+// (AuditFilter.SettledBefore) needs every audit row to commit or vanish
+// within a bound of drawing its id, as the group commit's inserts and a
+// grant's row (PendingAudit.Within) do; a row written by approve, resume or
+// any other transaction is bound here.
+func WithAuditBound(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, auditBoundKey{}, d)
+}
+
+type txAuditKey struct{}
+
+// txAudit is when the transaction it belongs to must commit by, for the
+// audit rows it holds; zero when it holds none under a bound.
+type txAudit struct {
+	mu sync.Mutex
+	by time.Time
+}
+
+func (a *txAudit) commitBy(t time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.by.IsZero() || t.Before(a.by) {
+		a.by = t
+	}
+}
+
+// ErrAuditLate is a transaction refused at commit because an audit row it
+// holds would commit past its bound, where the export cursor may already
+// have passed its id. Nothing of the transaction is stored.
+var ErrAuditLate = errors.New("storage: the transaction's audit row could not commit within its bound; nothing was stored")
+
+// auditCommitDue reports whether the transaction under ctx may still send
+// COMMIT: a transaction whose COMMIT is never sent does not commit, so an
+// audit row it holds cannot appear behind the export cursor. (The wall
+// clock, not the store's: the bound is about real commit latency.)
+func auditCommitDue(ctx context.Context) error {
+	a, ok := ctx.Value(txAuditKey{}).(*txAudit)
+	if !ok {
+		return nil
+	}
+	a.mu.Lock()
+	by := a.by
+	a.mu.Unlock()
+	if !by.IsZero() && time.Now().After(by) {
+		return ErrAuditLate
+	}
+	return nil
 }
 
 func stampAudit(e *AuditEvent, now time.Time) {

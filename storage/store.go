@@ -226,6 +226,7 @@ func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
 	if tx.Error != nil {
 		return ctx, translate(tx.Error)
 	}
+	ctx = context.WithValue(ctx, txAuditKey{}, &txAudit{})
 	return context.WithValue(ctx, txKey{}, tx), nil
 }
 
@@ -235,6 +236,10 @@ func (s *Store) Commit(ctx context.Context) error {
 	tx, ok := ctx.Value(txKey{}).(*gorm.DB)
 	if !ok {
 		return errors.New("storage: no transaction in context")
+	}
+	if err := auditCommitDue(ctx); err != nil {
+		_ = tx.Rollback()
+		return err
 	}
 	p := pendingAudit(ctx)
 	if p == nil || p.tx != tx {
