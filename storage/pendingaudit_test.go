@@ -18,11 +18,17 @@ import (
 // once, whether fosite opened the transaction (code and refresh grants) or
 // the store opens its own (client_credentials).
 func TestGrantAuditCommitsWithTokens(t *testing.T) {
+	onBothBackends(t, testGrantAudit)
+}
+
+// onBothBackends runs test against a fresh SQLite store and a fresh
+// PostgreSQL one.
+func onBothBackends(t *testing.T, test func(t *testing.T, s *storage.Store)) {
 	for name, dsn := range map[string]func(t *testing.T) string{
 		"SQLite":   func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "latch.db") },
 		"Postgres": func(t *testing.T) string { return pgtest.DSN(t) },
 	} {
-		t.Run(name, func(t *testing.T) { testGrantAudit(t, openDSN(t, dsn(t), storage.Options{})) })
+		t.Run(name, func(t *testing.T) { test(t, openDSN(t, dsn(t), storage.Options{})) })
 	}
 }
 
@@ -156,59 +162,53 @@ func testGrantAudit(t *testing.T, s *storage.Store) {
 // COMMIT is never sent and nothing of the transaction is stored, so the
 // row cannot appear behind an export cursor that has moved on.
 func TestAuditRowBoundsItsTransaction(t *testing.T) {
-	for name, dsn := range map[string]func(t *testing.T) string{
-		"SQLite":   func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "latch.db") },
-		"Postgres": func(t *testing.T) string { return pgtest.DSN(t) },
-	} {
-		t.Run(name, func(t *testing.T) {
-			s := openDSN(t, dsn(t), storage.Options{})
-			ctx := context.Background()
-			write := func(client string, bound time.Duration, late bool) error {
-				return s.InTx(ctx, func(ctx context.Context) error {
-					if err := s.CreateClient(ctx, &storage.Client{ID: client}); err != nil {
-						return err
-					}
-					e := &storage.AuditEvent{Event: "client.created", ClientID: client, Outcome: "success"}
-					if err := s.InsertAudit(storage.WithAuditBound(ctx, bound), e); err != nil {
-						return err
-					}
-					if late {
-						time.Sleep(bound + 5*time.Millisecond)
-					}
-					return nil
-				})
-			}
-			stored := func(client string) (rows int, exists bool) {
-				t.Helper()
-				evs, err := s.ListAudit(ctx, storage.AuditFilter{ClientID: client})
-				if err != nil {
-					t.Fatal(err)
+	onBothBackends(t, func(t *testing.T, s *storage.Store) {
+		ctx := context.Background()
+		write := func(client string, bound time.Duration, late bool) error {
+			return s.InTx(ctx, func(ctx context.Context) error {
+				if err := s.CreateClient(ctx, &storage.Client{ID: client}); err != nil {
+					return err
 				}
-				_, err = s.Client(ctx, client)
-				return len(evs), err == nil
+				e := &storage.AuditEvent{Event: "client.created", ClientID: client, Outcome: "success"}
+				if err := s.InsertAudit(storage.WithAuditBound(ctx, bound), e); err != nil {
+					return err
+				}
+				if late {
+					time.Sleep(bound + 5*time.Millisecond)
+				}
+				return nil
+			})
+		}
+		stored := func(client string) (rows int, exists bool) {
+			t.Helper()
+			evs, err := s.ListAudit(ctx, storage.AuditFilter{ClientID: client})
+			if err != nil {
+				t.Fatal(err)
 			}
+			_, err = s.Client(ctx, client)
+			return len(evs), err == nil
+		}
 
-			if err := write("in-time", time.Minute, false); err != nil {
-				t.Fatalf("commit within the bound: %v", err)
-			}
-			if n, ok := stored("in-time"); n != 1 || !ok {
-				t.Errorf("within the bound: %d audit rows, client stored %v; want 1, true", n, ok)
-			}
+		if err := write("in-time", time.Minute, false); err != nil {
+			t.Fatalf("commit within the bound: %v", err)
+		}
+		if n, ok := stored("in-time"); n != 1 || !ok {
+			t.Errorf("within the bound: %d audit rows, client stored %v; want 1, true", n, ok)
+		}
 
-			if err := write("late", 20*time.Millisecond, true); !errors.Is(err, storage.ErrAuditLate) {
-				t.Fatalf("commit past the bound: %v, want ErrAuditLate", err)
-			}
-			if n, ok := stored("late"); n != 0 || ok {
-				t.Errorf("past the bound: %d audit rows, client stored %v; want nothing stored", n, ok)
-			}
+		if err := write("late", 20*time.Millisecond, true); !errors.Is(err, storage.ErrAuditLate) {
+			t.Fatalf("commit past the bound: %v, want ErrAuditLate", err)
+		}
+		if n, ok := stored("late"); n != 0 || ok {
+			t.Errorf("past the bound: %d audit rows, client stored %v; want nothing stored", n, ok)
+		}
 
-			// Without a bound (an audit row the recorder did not write)
-			// the transaction is not held to one.
-			if err := s.InTx(ctx, func(ctx context.Context) error {
-				return s.InsertAudit(ctx, &storage.AuditEvent{Event: "client.created", ClientID: "unbound", Outcome: "success"})
-			}); err != nil {
-				t.Fatalf("unbound: %v", err)
-			}
-		})
-	}
+		// Without a bound (an audit row the recorder did not write)
+		// the transaction is not held to one.
+		if err := s.InTx(ctx, func(ctx context.Context) error {
+			return s.InsertAudit(ctx, &storage.AuditEvent{Event: "client.created", ClientID: "unbound", Outcome: "success"})
+		}); err != nil {
+			t.Fatalf("unbound: %v", err)
+		}
+	})
 }
