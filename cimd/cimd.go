@@ -278,12 +278,3 @@ func (r *Resolver) lifetime(resp *outbound.Response) time.Duration {
 	}
 	return min(max(ttl, r.opt.MinCache), r.opt.MaxCache)
 }
-
-// Host is the host of a document client id, for consent screens.
-func Host(id string) string {
-	u, err := url.Parse(id)
-	if err != nil {
-		return ""
-	}
-	return u.Hostname()
-}
