@@ -212,3 +212,57 @@ func TestAuditRowBoundsItsTransaction(t *testing.T) {
 		}
 	})
 }
+
+// On PostgreSQL client_credentials writes token and audit row in one
+// statement under the audit bound. A statement that cannot finish in time
+// is cancelled on the server, not just abandoned by the client: a backend
+// left running would go on once it could and commit the row behind an
+// export cursor that has moved on. Here another instance's uncommitted
+// insert of the same token signature makes the statement wait on the
+// unique index (at execution, after it was parsed) past its bound, and
+// then rolls back, which would let an abandoned statement commit.
+func TestClientCredentialsStatementCancelledOnServer(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	s := openDSN(t, dsn, storage.Options{})
+	other := openDSN(t, dsn, storage.Options{})
+	ctx := context.Background()
+	client := &storage.Client{ID: "worker"}
+	if err := s.CreateClient(ctx, client); err != nil {
+		t.Fatal(err)
+	}
+	newReq := func() *fosite.Request {
+		r := fosite.NewRequest()
+		r.Client, r.Session = client, openid.NewDefaultSession()
+		return r
+	}
+	blocker, err := other.BeginTX(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.CreateAccessTokenSession(blocker, "blocked-at", newReq()); err != nil {
+		t.Fatal(err)
+	}
+
+	p := &storage.PendingAudit{Event: &storage.AuditEvent{Event: "token.issued", ClientID: "worker", Outcome: "success"},
+		Within: 300 * time.Millisecond}
+	err = s.CreateAccessTokenSession(storage.WithPendingAudit(ctx, p), "blocked-at", newReq())
+	if err == nil || p.Written() {
+		t.Fatalf("a grant blocked past its bound: err %v, written %v; want an error", err, p.Written())
+	}
+	if err := other.Rollback(blocker); err != nil {
+		t.Fatal(err)
+	}
+	// A backend still running the statement now inserts and commits; give
+	// it the time to.
+	time.Sleep(500 * time.Millisecond)
+	var tokens, events int64
+	if err := other.DB().Raw(`SELECT count(*) FROM oauth2_tokens WHERE client_id = 'worker'`).Scan(&tokens).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := other.DB().Raw(`SELECT count(*) FROM audit_events WHERE client_id = 'worker'`).Scan(&events).Error; err != nil {
+		t.Fatal(err)
+	}
+	if tokens != 0 || events != 0 {
+		t.Errorf("the abandoned statement committed after all: %d token rows, %d audit rows", tokens, events)
+	}
+}
